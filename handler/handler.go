@@ -1,0 +1,63 @@
+// Package handler connects content code to the network: the Handler
+// interface a game or chat server implements, and the Server that runs a
+// gnet engine and turns its events into Handler calls.
+//
+// One frame's way through herald: gnet calls OnTraffic on the connection's
+// event loop; the Server decodes every complete frame from the bytes gnet has
+// buffered (codec.Codec.Decode, no copy) and calls Handler.OnRecv for each;
+// content code encodes a reply or an event once into a sendbuffer.Buffer and
+// hands it to Session.Send or a Manager/Group broadcast (package sessionmgr),
+// which queue it and write it with gnet's AsyncWritev.
+//
+// A malformed frame closes only its own session, with a logged reason. A
+// panic in a Handler method is recovered, logged with its stack, and closes
+// only the session it happened on.
+package handler
+
+import (
+	"github.com/herald-mmo/herald/codec"
+	"github.com/herald-mmo/herald/sessionmgr"
+)
+
+// Handler is implemented by content code. All methods for one session run on
+// that session's event loop, one at a time; methods for sessions on other
+// loops run concurrently. Embed Base to implement only what you need.
+//
+// Methods must not block: the event loop serves many sessions.
+type Handler interface {
+	// OnConnected is called when a session opens, before it joins the
+	// Manager (so a broadcast made here does not reach it yet).
+	OnConnected(s *sessionmgr.Session)
+
+	// OnDisconnected is called once when the session has closed and left
+	// the Manager. reason says why: the peer's EOF or reset (wrapped by
+	// gnet), a codec error (errors.Is with codec.ErrFrameTooLarge ...),
+	// ErrHandlerPanic, or ErrClosedByServer.
+	OnDisconnected(s *sessionmgr.Session, reason error)
+
+	// OnRecv is called for each decoded frame. The frame's slices are valid
+	// only until OnRecv returns: forward f.Wire by encoding it into a
+	// sendbuffer.Buffer, and copy anything you keep.
+	OnRecv(s *sessionmgr.Session, f codec.Frame)
+
+	// OnSend is called after a batch of n bytes for s has been handed to the
+	// socket (written, or copied into gnet's outbound buffer).
+	OnSend(s *sessionmgr.Session, n int)
+}
+
+// Base implements every Handler method as a no-op; embed it.
+type Base struct{}
+
+// OnConnected does nothing.
+func (Base) OnConnected(*sessionmgr.Session) {}
+
+// OnDisconnected does nothing.
+func (Base) OnDisconnected(*sessionmgr.Session, error) {}
+
+// OnRecv does nothing.
+func (Base) OnRecv(*sessionmgr.Session, codec.Frame) {}
+
+// OnSend does nothing.
+func (Base) OnSend(*sessionmgr.Session, int) {}
+
+var _ Handler = Base{}

@@ -1,0 +1,63 @@
+// Package demo holds what herald's demo servers share: their command-line
+// flags, logger setup and signal handling.
+package demo
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/herald-mmo/herald/codec"
+	"github.com/herald-mmo/herald/handler"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// Main parses the common flags (with defaults addr and codecName), builds a
+// server that calls h, and runs it until SIGINT or SIGTERM.
+func Main(name, addr, codecName string, h handler.Handler) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	addrF := fs.String("addr", addr, "TCP address to listen on")
+	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v", codec.Names))
+	maxFrame := fs.Int("max-frame", 65535, "largest frame accepted, header included")
+	multicore := fs.Bool("multicore", false, "one event loop per CPU")
+	loops := fs.Int("loops", 0, "number of event loops (overrides -multicore)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	_ = fs.Parse(os.Args[1:])
+
+	log := Logger(*level)
+	c, err := codec.ByName(*codecF, *maxFrame)
+	if err != nil {
+		log.Fatal().Err(err).Msg(name + ": bad -codec")
+	}
+	srv := handler.NewServer(h,
+		handler.WithAddr(*addrF), handler.WithCodec(c), handler.WithMulticore(*multicore),
+		handler.WithLoops(*loops), handler.WithLogger(log))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		log.Fatal().Err(err).Msg(name + ": server failed")
+	}
+	log.Info().Msg(name + ": stopped")
+}
+
+// Logger returns a zerolog logger at the named level: human-readable on a
+// terminal, JSON lines otherwise.
+func Logger(level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	var l zerolog.Logger
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(lvl).With().Timestamp().Logger()
+}

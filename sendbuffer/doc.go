@@ -1,0 +1,24 @@
+// Package sendbuffer provides the reference-counted, pooled byte buffers that
+// herald sends: a frame is encoded once into a Buffer and the same Buffer is
+// queued, without copying, on every session it goes to.
+//
+// # Ownership
+//
+// A Buffer is born from Get with one reference, owned by the caller. Every
+// holder (a session's send queue, a batch handed to the socket) holds its own
+// reference and drops it with Release exactly once. When the last reference
+// is dropped the Buffer returns to its pool; after that nobody may touch it or
+// any slice obtained from Bytes.
+//
+// # Debug mode
+//
+// SetDebug(true) (every herald test turns it on) trades speed for
+// diagnostics, in the spirit of Netty's ResourceLeakDetector and grpc-go's
+// leak-checking pool: released buffers are poisoned and never recycled, so a
+// use after release panics with a clear message instead of reading someone
+// else's frame; a double release panics; and every live buffer remembers the
+// stack that allocated it so Leaks can report who forgot to Release.
+//
+// The live count (Live) is kept in both modes; tests assert it returns to
+// zero once every session is gone.
+package sendbuffer

@@ -1,0 +1,299 @@
+package sendbuffer
+
+import (
+	"fmt"
+	"math/bits"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Size classes: 64 B, 256 B, 1 KiB, 4 KiB, 16 KiB, 64 KiB, 256 KiB, 1 MiB.
+// Each class has its own pool; a request larger than the largest class gets
+// an unpooled buffer that the garbage collector reclaims after Release.
+const (
+	minClassShift = 6 // 64 B
+	classStep     = 2 // each class is 4x the previous
+	numClasses    = 8
+	// MaxPooled is the largest capacity served from a pool.
+	MaxPooled = 1 << (minClassShift + classStep*(numClasses-1))
+	// MaxSize is the largest a Buffer may grow to.
+	MaxSize = 64 << 20
+)
+
+// poison fills released memory in debug mode, so a reader holding a stale
+// slice sees an obvious pattern instead of someone else's frame.
+const poison = 0xDE
+
+var pools [numClasses]sync.Pool
+
+// Buffer is a reference-counted byte buffer. The zero value is not usable;
+// get one from Get.
+//
+// Retain and Release are safe from any goroutine. Writing (Write, Extend,
+// Reset) is for the single owner filling the buffer before it is shared:
+// once a second reference exists the contents must be treated as read-only.
+type Buffer struct {
+	refs  atomic.Int32
+	buf   []byte // len is the filled part; cap is the class size
+	class int8   // pool index, or -1 when unpooled
+	stack string // debug mode: where Get was called
+}
+
+var (
+	live  atomic.Int64
+	debug atomic.Bool
+
+	trackMu sync.Mutex
+	tracked = map[*Buffer]struct{}{} // debug mode: live buffers
+)
+
+// SetDebug turns debug mode on or off for buffers obtained afterwards. See
+// the package documentation. Tests call SetDebug(true) in TestMain.
+func SetDebug(on bool) { debug.Store(on) }
+
+// Live reports how many buffers have been obtained from Get and not yet
+// released by their last holder.
+func Live() int64 { return live.Load() }
+
+// classFor returns the pool index for a capacity of n bytes, or -1 when n is
+// larger than MaxPooled.
+func classFor(n int) int {
+	if n <= 1<<minClassShift {
+		return 0
+	}
+	if n > MaxPooled {
+		return -1
+	}
+	// Round the bit length up to the next class boundary.
+	shift := bits.Len(uint(n-1)) - minClassShift
+	return (shift + classStep - 1) / classStep
+}
+
+func classSize(c int) int { return 1 << (minClassShift + classStep*c) }
+
+// Get returns an empty Buffer with capacity for at least n bytes, holding one
+// reference owned by the caller. Get never fails; n beyond MaxPooled yields an
+// unpooled buffer.
+func Get(n int) *Buffer {
+	b := get(n)
+	b.refs.Store(1)
+	live.Add(1)
+	if debug.Load() {
+		b.stack = callers()
+		trackMu.Lock()
+		tracked[b] = struct{}{}
+		trackMu.Unlock()
+	}
+	return b
+}
+
+// Copy returns a new Buffer holding a copy of p, with one reference owned by
+// the caller: the way to keep a received frame beyond the handler call.
+func Copy(p []byte) *Buffer {
+	b := Get(len(p))
+	b.buf = append(b.buf, p...)
+	return b
+}
+
+// get takes a buffer of the right class without touching counts.
+func get(n int) *Buffer {
+	c := classFor(n)
+	if c < 0 {
+		return &Buffer{buf: make([]byte, 0, n), class: -1}
+	}
+	if !debug.Load() {
+		if b, ok := pools[c].Get().(*Buffer); ok {
+			return b
+		}
+	}
+	return &Buffer{buf: make([]byte, 0, classSize(c)), class: int8(c)}
+}
+
+// Retain adds one reference for a new holder. It panics if the buffer has
+// already been released: a holder must retain while it still has a reference.
+func (b *Buffer) Retain() { b.RetainN(1) }
+
+// RetainN adds n references at once, as a broadcast does for its recipients.
+func (b *Buffer) RetainN(n int) {
+	if n <= 0 {
+		return
+	}
+	if b.refs.Add(int32(n)) <= int32(n) {
+		panic("herald/sendbuffer: Retain of a released buffer" + b.origin())
+	}
+}
+
+// Release drops one reference. The last Release returns the buffer to its
+// pool; the buffer and every slice taken from Bytes must not be used after
+// the caller's Release. Releasing more times than retained panics.
+func (b *Buffer) Release() {
+	n := b.refs.Add(-1)
+	if n > 0 {
+		return
+	}
+	if n < 0 {
+		panic("herald/sendbuffer: double Release" + b.origin())
+	}
+	live.Add(-1)
+	if b.stack != "" || debug.Load() {
+		trackMu.Lock()
+		delete(tracked, b)
+		trackMu.Unlock()
+		// Poison and keep out of the pool: a stale reader sees 0xDE bytes
+		// and a stale Release or Bytes panics, since refs stays at zero.
+		full := b.buf[:cap(b.buf)]
+		for i := range full {
+			full[i] = poison
+		}
+		return
+	}
+	if b.class >= 0 {
+		b.buf = b.buf[:0]
+		pools[b.class].Put(b)
+	}
+}
+
+// Refs reports the current reference count. It is meant for tests and
+// diagnostics: the value may change as soon as it is read.
+func (b *Buffer) Refs() int { return int(b.refs.Load()) }
+
+// Bytes returns the filled part of the buffer. The slice stays valid until
+// the caller's reference is released; it must not be modified once the
+// buffer is shared.
+func (b *Buffer) Bytes() []byte {
+	b.check()
+	return b.buf
+}
+
+// Len reports the number of filled bytes.
+func (b *Buffer) Len() int { return len(b.buf) }
+
+// Cap reports the capacity available without growing.
+func (b *Buffer) Cap() int { return cap(b.buf) }
+
+// Reset empties the buffer, keeping its capacity.
+func (b *Buffer) Reset() {
+	b.check()
+	b.buf = b.buf[:0]
+}
+
+// AvailableBuffer returns an empty slice whose capacity is the buffer's
+// unused space, for append-style encoders. Passing the appended result to
+// Write keeps the bytes in place without copying (the pattern of
+// bufio.Writer.AvailableBuffer).
+func (b *Buffer) AvailableBuffer() []byte {
+	b.check()
+	return b.buf[len(b.buf):len(b.buf)]
+}
+
+// Write appends p, growing into a larger size class when needed. It returns
+// ErrTooLarge, writing nothing, if the result would exceed MaxSize. When p
+// was appended in place to AvailableBuffer's slice no bytes are copied.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.check()
+	n := len(b.buf)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(p) <= cap(b.buf)-n && unsafe.SliceData(p) == unsafe.SliceData(b.buf[n:cap(b.buf)]) {
+		b.buf = b.buf[:n+len(p)]
+		return len(p), nil
+	}
+	dst, err := b.Extend(len(p))
+	if err != nil {
+		return 0, err
+	}
+	copy(dst, p)
+	return len(p), nil
+}
+
+// Extend grows the filled part by n bytes and returns those n bytes for the
+// caller to fill in place. It returns ErrTooLarge if the buffer would exceed
+// MaxSize.
+func (b *Buffer) Extend(n int) ([]byte, error) {
+	b.check()
+	l := len(b.buf)
+	if n < 0 || l+n > MaxSize {
+		return nil, ErrTooLarge
+	}
+	if l+n > cap(b.buf) {
+		b.grow(l + n)
+	}
+	b.buf = b.buf[:l+n]
+	return b.buf[l : l+n], nil
+}
+
+// grow moves the contents into a backing array of at least n bytes. The old
+// array goes back to its pool inside a spare Buffer shell.
+func (b *Buffer) grow(n int) {
+	if want := 2 * cap(b.buf); n < want {
+		n = want
+	}
+	nb := get(n)
+	nb.buf = append(nb.buf[:0], b.buf...)
+	b.buf, nb.buf = nb.buf, b.buf
+	b.class, nb.class = nb.class, b.class
+	if nb.class >= 0 && !debug.Load() {
+		nb.buf = nb.buf[:0]
+		pools[nb.class].Put(nb)
+	}
+}
+
+// check panics when a released buffer is used. It is reliable in debug
+// mode, where released buffers are never recycled.
+func (b *Buffer) check() {
+	if b.refs.Load() <= 0 {
+		panic("herald/sendbuffer: use of a released buffer" + b.origin())
+	}
+}
+
+func (b *Buffer) origin() string {
+	if b.stack == "" {
+		return " (SetDebug(true) records where it was allocated)"
+	}
+	return "; allocated at:\n" + b.stack
+}
+
+func callers() string {
+	var pcs [16]uintptr
+	n := runtime.Callers(3, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	var sb strings.Builder
+	for {
+		f, more := frames.Next()
+		fmt.Fprintf(&sb, "\t%s\n\t\t%s:%d\n", f.Function, f.File, f.Line)
+		if !more {
+			break
+		}
+	}
+	return sb.String()
+}
+
+// Leaks describes every live buffer allocated while debug mode was on, with
+// the stack that allocated it, or returns "" when there are none. Identical
+// stacks are reported once with a count.
+func Leaks() string {
+	trackMu.Lock()
+	counts := map[string]int{}
+	for b := range tracked {
+		counts[b.stack]++
+	}
+	trackMu.Unlock()
+	if len(counts) == 0 {
+		return ""
+	}
+	stacks := make([]string, 0, len(counts))
+	for s := range counts {
+		stacks = append(stacks, s)
+	}
+	sort.Strings(stacks)
+	var sb strings.Builder
+	for _, s := range stacks {
+		fmt.Fprintf(&sb, "%d live buffer(s) allocated at:\n%s", counts[s], s)
+	}
+	return sb.String()
+}

@@ -1,0 +1,205 @@
+package sessionmgr
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/herald-mmo/herald/sendbuffer"
+)
+
+// Config holds a Manager's settings. The zero value is usable.
+type Config struct {
+	// OnSend, if set, is called on the session's event loop after each batch
+	// of n bytes has been handed to the socket.
+	OnSend func(s *Session, n int)
+}
+
+// Manager tracks live sessions and broadcasts to them. All methods are safe
+// from any goroutine.
+//
+// Broadcasts read a copy-on-write snapshot of the membership, so they take
+// no lock, allocate nothing per recipient and never copy the payload: each
+// recipient gets one more reference to the same buffer.
+type Manager struct {
+	cfg    Config // fixed after construction
+	nextID atomic.Uint64
+
+	all sessionSet // every added session
+
+	mu     sync.Mutex // guards byID, groups and Session.groups
+	byID   map[uint64]*Session
+	groups map[string]*Group
+}
+
+// NewManager returns an empty Manager.
+func NewManager(cfg Config) *Manager {
+	return &Manager{cfg: cfg, byID: map[uint64]*Session{}, groups: map[string]*Group{}}
+}
+
+// NewSession makes a session for conn with a fresh id. It is not tracked until
+// Add.
+func (m *Manager) NewSession(conn Conn) *Session {
+	return &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m}
+}
+
+// Add starts tracking s: it receives broadcasts and Get finds it.
+func (m *Manager) Add(s *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byID[s.id]; ok {
+		return
+	}
+	m.byID[s.id] = s
+	m.all.add(s)
+}
+
+// Remove stops tracking s, takes it out of every group and releases
+// everything still queued for it. It returns the frames and bytes that were
+// queued but never sent. The server calls it when the connection closes.
+func (m *Manager) Remove(s *Session) (frames, bytes int) {
+	m.mu.Lock()
+	if _, ok := m.byID[s.id]; ok {
+		delete(m.byID, s.id)
+		m.all.remove(s)
+	}
+	for _, g := range s.groups {
+		g.set.remove(s)
+	}
+	s.groups = nil
+	m.mu.Unlock()
+	return s.closeQueue()
+}
+
+// Get returns the session with the given id, or nil.
+func (m *Manager) Get(id uint64) *Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byID[id]
+}
+
+// Len reports the number of tracked sessions.
+func (m *Manager) Len() int { return len(m.all.load()) }
+
+// Sessions returns a snapshot of the tracked sessions. The slice is shared:
+// do not modify it.
+func (m *Manager) Sessions() []*Session { return m.all.load() }
+
+// Broadcast sends b to every tracked session and takes over the caller's
+// reference (see Session.Send).
+func (m *Manager) Broadcast(b *sendbuffer.Buffer) { m.all.broadcast(b) }
+
+// Multicast sends b to every tracked session for which keep returns true and
+// takes over the caller's reference. keep runs on the caller's goroutine.
+func (m *Manager) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
+	m.all.multicast(b, keep)
+}
+
+// Group returns the group called name, creating it on first use.
+func (m *Manager) Group(name string) *Group {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.groups[name]
+	if g == nil {
+		g = &Group{name: name, mgr: m}
+		m.groups[name] = g
+	}
+	return g
+}
+
+// Group is a named subset of a Manager's sessions, such as a room or the
+// players near one spot. Methods are safe from any goroutine. A session
+// leaves all its groups when it is removed from the Manager.
+type Group struct {
+	name string   // fixed
+	mgr  *Manager // fixed
+	set  sessionSet
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// Join adds s to the group. It has no effect if s is already a member or has
+// been removed from the Manager.
+func (g *Group) Join(s *Session) {
+	g.mgr.mu.Lock()
+	defer g.mgr.mu.Unlock()
+	if _, ok := g.mgr.byID[s.id]; !ok || slices.Contains(s.groups, g) {
+		return
+	}
+	s.groups = append(s.groups, g)
+	g.set.add(s)
+}
+
+// Leave removes s from the group.
+func (g *Group) Leave(s *Session) {
+	g.mgr.mu.Lock()
+	defer g.mgr.mu.Unlock()
+	if i := slices.Index(s.groups, g); i >= 0 {
+		s.groups = slices.Delete(s.groups, i, i+1)
+		g.set.remove(s)
+	}
+}
+
+// Len reports the number of members.
+func (g *Group) Len() int { return len(g.set.load()) }
+
+// Members returns a snapshot of the members. Do not modify it.
+func (g *Group) Members() []*Session { return g.set.load() }
+
+// Broadcast sends b to every member and takes over the caller's reference.
+func (g *Group) Broadcast(b *sendbuffer.Buffer) { g.set.broadcast(b) }
+
+// Multicast sends b to every member for which keep returns true and takes
+// over the caller's reference.
+func (g *Group) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
+	g.set.multicast(b, keep)
+}
+
+// sessionSet is a copy-on-write list of sessions: writers (under the
+// Manager's mu) replace the slice, broadcasters read it without a lock.
+type sessionSet struct {
+	list atomic.Pointer[[]*Session]
+}
+
+func (ss *sessionSet) load() []*Session {
+	if p := ss.list.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// add and remove are called with the Manager's mu held.
+func (ss *sessionSet) add(s *Session) {
+	next := append(slices.Clip(ss.load()), s)
+	ss.list.Store(&next)
+}
+
+func (ss *sessionSet) remove(s *Session) {
+	cur := ss.load()
+	i := slices.Index(cur, s)
+	if i < 0 {
+		return
+	}
+	next := slices.Delete(slices.Clone(cur), i, i+1)
+	ss.list.Store(&next)
+}
+
+func (ss *sessionSet) broadcast(b *sendbuffer.Buffer) {
+	list := ss.load()
+	b.RetainN(len(list))
+	for _, s := range list {
+		_ = s.Send(b) // a closed session releases its reference
+	}
+	b.Release()
+}
+
+func (ss *sessionSet) multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
+	for _, s := range ss.load() {
+		if keep(s) {
+			b.Retain()
+			_ = s.Send(b)
+		}
+	}
+	b.Release()
+}
