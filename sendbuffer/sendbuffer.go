@@ -123,6 +123,7 @@ func (b *Buffer) RetainN(n int) {
 		return
 	}
 	if b.refs.Add(int32(n)) <= int32(n) {
+		b.refs.Add(-int32(n)) // leave it released for the next misuse check
 		panic("herald/sendbuffer: Retain of a released buffer" + b.origin())
 	}
 }
@@ -136,6 +137,7 @@ func (b *Buffer) Release() {
 		return
 	}
 	if n < 0 {
+		b.refs.Add(1)
 		panic("herald/sendbuffer: double Release" + b.origin())
 	}
 	live.Add(-1)

@@ -22,12 +22,19 @@ func Main(m *testing.M) {
 		if err := Buffers(5 * time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, "leakcheck:", err)
 			code = 1
-		} else if err := goleak.Find(); err != nil {
+		} else if err := goleak.Find(ignore...); err != nil {
 			fmt.Fprintln(os.Stderr, "leakcheck: leaked goroutines:", err)
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// ignore lists process-wide goroutines that are not leaks: gnet's default
+// worker pool (ants) starts its housekeeping at package init.
+var ignore = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
 }
 
 // Buffers waits up to timeout for the live SendBuffer count to reach zero

@@ -1,0 +1,217 @@
+package sendbuffer_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/herald-mmo/herald/internal/leakcheck"
+	"github.com/herald-mmo/herald/sendbuffer"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// withDebug runs fn with debug mode set to on and restores debug mode after.
+func withDebug(t *testing.T, on bool, fn func()) {
+	t.Helper()
+	sendbuffer.SetDebug(on)
+	defer sendbuffer.SetDebug(true)
+	fn()
+}
+
+func mustPanic(t *testing.T, want string, fn func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		r := recover()
+		if r == nil {
+			t.Fatalf("no panic; want one containing %q", want)
+		}
+		if msg, _ := r.(string); !strings.Contains(msg, want) {
+			t.Fatalf("panic %q; want it to contain %q", r, want)
+		}
+	}()
+	fn()
+}
+
+func TestGetCapacityClasses(t *testing.T) {
+	tests := []struct {
+		n       int
+		wantCap int
+	}{
+		{n: 0, wantCap: 64},
+		{n: 1, wantCap: 64},
+		{n: 64, wantCap: 64},
+		{n: 65, wantCap: 256},
+		{n: 256, wantCap: 256},
+		{n: 257, wantCap: 1024},
+		{n: 4097, wantCap: 16384},
+		{n: 65535, wantCap: 65536},
+		{n: sendbuffer.MaxPooled, wantCap: sendbuffer.MaxPooled},
+		{n: sendbuffer.MaxPooled + 1, wantCap: sendbuffer.MaxPooled + 1}, // unpooled, exact
+	}
+	for _, tt := range tests {
+		b := sendbuffer.Get(tt.n)
+		if b.Cap() != tt.wantCap || b.Len() != 0 || b.Refs() != 1 {
+			t.Errorf("Get(%d): cap %d len %d refs %d; want cap %d len 0 refs 1", tt.n, b.Cap(), b.Len(), b.Refs(), tt.wantCap)
+		}
+		b.Release()
+	}
+}
+
+func TestWriteGrowsAcrossClasses(t *testing.T) {
+	b := sendbuffer.Get(10)
+	defer b.Release()
+	want := bytes.Repeat([]byte("abcdefg"), 1000)
+	for i := 0; i < len(want); i += 7 {
+		if _, err := b.Write(want[i : i+7]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Fatal("contents differ after growing")
+	}
+	if b.Cap() < len(want) {
+		t.Fatalf("cap %d < len %d", b.Cap(), len(want))
+	}
+}
+
+func TestAvailableBufferWriteInPlace(t *testing.T) {
+	b := sendbuffer.Get(100)
+	defer b.Release()
+	_, _ = b.Write([]byte("head:"))
+	out := append(b.AvailableBuffer(), "tail"...)
+	if _, err := b.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b.Bytes()); got != "head:tail" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestExtendTooLarge(t *testing.T) {
+	b := sendbuffer.Get(0)
+	defer b.Release()
+	if _, err := b.Extend(sendbuffer.MaxSize + 1); !errors.Is(err, sendbuffer.ErrTooLarge) {
+		t.Fatalf("err = %v; want ErrTooLarge", err)
+	}
+	if b.Len() != 0 {
+		t.Fatalf("len %d after failed Extend", b.Len())
+	}
+}
+
+func TestRefcountReturnsAtLastRelease(t *testing.T) {
+	before := sendbuffer.Live()
+	b := sendbuffer.Copy([]byte("monster spawned"))
+	b.RetainN(999) // a broadcast to 999 more sessions
+	for i := 0; i < 999; i++ {
+		b.Release()
+		if got := string(b.Bytes()); got != "monster spawned" {
+			t.Fatalf("after %d releases: %q", i+1, got)
+		}
+	}
+	if sendbuffer.Live() != before+1 {
+		t.Fatalf("live %d; want %d", sendbuffer.Live(), before+1)
+	}
+	b.Release()
+	if sendbuffer.Live() != before {
+		t.Fatalf("live %d after last release; want %d", sendbuffer.Live(), before)
+	}
+}
+
+func TestConcurrentReleaseExactlyOnce(t *testing.T) {
+	const holders = 64
+	for round := 0; round < 200; round++ {
+		b := sendbuffer.Copy([]byte("x"))
+		b.RetainN(holders - 1)
+		var wg sync.WaitGroup
+		for i := 0; i < holders; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); b.Release() }()
+		}
+		wg.Wait()
+		if b.Refs() != 0 {
+			t.Fatalf("refs %d; want 0", b.Refs())
+		}
+	}
+}
+
+func TestDebugCatchesMisuse(t *testing.T) {
+	tests := []struct {
+		name string
+		use  func(b *sendbuffer.Buffer)
+		want string
+	}{
+		{"double release", func(b *sendbuffer.Buffer) { b.Release() }, "double Release"},
+		{"bytes after release", func(b *sendbuffer.Buffer) { _ = b.Bytes() }, "use of a released buffer"},
+		{"write after release", func(b *sendbuffer.Buffer) { _, _ = b.Write([]byte("x")) }, "use of a released buffer"},
+		{"retain after release", func(b *sendbuffer.Buffer) { b.Retain() }, "Retain of a released buffer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := sendbuffer.Copy([]byte("payload"))
+			b.Release()
+			mustPanic(t, tt.want, func() { tt.use(b) })
+			// The message names where the buffer was allocated.
+			mustPanic(t, "sendbuffer_test.TestDebugCatchesMisuse", func() { tt.use(b) })
+		})
+	}
+}
+
+func TestDebugPoisonsReleasedMemory(t *testing.T) {
+	b := sendbuffer.Copy([]byte("secret frame"))
+	stale := b.Bytes()
+	b.Release()
+	for i, c := range stale {
+		if c != 0xDE {
+			t.Fatalf("byte %d = %#x after release; want poison 0xde", i, c)
+		}
+	}
+}
+
+func TestLeaksReportsAllocationSite(t *testing.T) {
+	if got := sendbuffer.Leaks(); got != "" {
+		t.Fatalf("leaks before test: %s", got)
+	}
+	b := sendbuffer.Get(1)
+	report := sendbuffer.Leaks()
+	b.Release()
+	if !strings.Contains(report, "1 live buffer(s)") || !strings.Contains(report, "TestLeaksReportsAllocationSite") {
+		t.Fatalf("report does not name the leak and its site:\n%s", report)
+	}
+	if got := sendbuffer.Leaks(); got != "" {
+		t.Fatalf("leaks after release: %s", got)
+	}
+}
+
+func TestSteadyStateAllocatesNothing(t *testing.T) {
+	payload := bytes.Repeat([]byte{7}, 200)
+	withDebug(t, false, func() {
+		allocs := testing.AllocsPerRun(1000, func() {
+			b := sendbuffer.Get(len(payload))
+			_, _ = b.Write(payload)
+			b.RetainN(10)
+			for i := 0; i < 11; i++ {
+				b.Release()
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("get/fill/share/release allocates %.1f times per run; want 0", allocs)
+		}
+	})
+}
+
+func BenchmarkGetFillRelease(b *testing.B) {
+	sendbuffer.SetDebug(false)
+	defer sendbuffer.SetDebug(true)
+	payload := bytes.Repeat([]byte{7}, 64)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		buf := sendbuffer.Get(len(payload))
+		_, _ = buf.Write(payload)
+		buf.Release()
+	}
+}
