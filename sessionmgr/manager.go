@@ -40,7 +40,9 @@ func NewManager(cfg Config) *Manager {
 // NewSession makes a session for conn with a fresh id. It is not tracked until
 // Add.
 func (m *Manager) NewSession(conn Conn) *Session {
-	return &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m}
+	s := &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m}
+	s.writtenFn = s.written
+	return s
 }
 
 // Add starts tracking s: it receives broadcasts and Get finds it.

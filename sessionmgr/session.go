@@ -44,6 +44,9 @@ type Session struct {
 	conn   Conn
 	remote net.Addr
 	mgr    *Manager
+	// writtenFn is s.written as a func value, made once: a method value
+	// built at each AsyncWritev call would allocate.
+	writtenFn gnet.AsyncCallback
 
 	// sending is the seed's "send registered" flag: true while one writer
 	// (an AsyncWritev and its callback) owns the flush. Any goroutine.
@@ -177,7 +180,7 @@ func (s *Session) flush() {
 		s.inflight = &s.async
 		iov := s.async.iov
 		s.mu.Unlock()
-		if err := s.conn.AsyncWritev(iov, s.written); err != nil {
+		if err := s.conn.AsyncWritev(iov, s.writtenFn); err != nil {
 			// The loop did not take the task (engine stopped): nothing
 			// will call back, so the batch is ours to release.
 			if b := s.takeInflight(); b != nil {
