@@ -22,7 +22,7 @@ import (
 func Main(name, addr, codecName string, h handler.Handler) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	addrF := fs.String("addr", addr, "TCP address to listen on")
-	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v", codec.Names))
+	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v, fixed:N, delimiter:BYTES", codec.Names))
 	maxFrame := fs.Int("max-frame", 65535, "largest frame accepted, header included")
 	multicore := fs.Bool("multicore", false, "one event loop per CPU")
 	loops := fs.Int("loops", 0, "number of event loops (overrides -multicore)")
