@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# bench/run.sh: herald against its baselines, measured with cmd/loadgen.
+#
+# Builds herald's demos (cmd/broadcast, cmd/echo), the baselines (bench/*)
+# and loadgen into a temporary directory, then for ROUNDS rounds runs every
+# scenario against every server in turn (herald, baseline, baseline, ...,
+# herald, ...), each run on a fresh server process on a free 127.0.0.1 port.
+# For each run it records loadgen's result (-json), the server's CPU time
+# (utime+stime from /proc/PID/stat, before and after the load) and its peak
+# RSS (VmHWM), then prints medians per server and herald's ratios to the
+# baselines.
+#
+# Usage: bench/run.sh            (from anywhere inside the repository)
+#        ROUNDS=1 QUICK=1 bench/run.sh     smoke run, well under a minute
+#
+# Scenarios (SCENARIOS, default all four):
+#   fanout1   fan-out FANOUT1 clients x frames (default 200x200), SIZE-byte
+#             payloads, window WINDOW: herald, gnetcopy, gochan, redis pub/sub
+#   fanout2   the same with FANOUT2 (default 50x1000)
+#   stream    echo, pipelined byte stream, MB/s: herald echo, gnetecho, netecho
+#   pingpong  echo, one message in flight per client, msgs/s: same servers
+#
+# Environment knobs (defaults in brackets; QUICK=1 shrinks the sizes):
+#   ROUNDS [5]           rounds; medians are over the rounds
+#   QUICK [0]            1: fanout 50x50 and 20x200, echo runs of 1s
+#   SCENARIOS            subset of "fanout1 fanout2 stream pingpong"
+#   FANOUT1 [200x200]    CLIENTSxFRAMES per client
+#   FANOUT2 [50x1000]
+#   SIZE [64]            fan-out payload bytes
+#   WINDOW [16]          fan-out frames outstanding per client
+#   STREAM_CLIENTS [8]  STREAM_SIZE [16384]  STREAM_WINDOW [16]
+#   PINGPONG_CLIENTS [50]  PINGPONG_SIZE [64]
+#   ECHO_DURATION [5s]   length of each echo run
+#   FANOUT_SERVERS ["herald gnetcopy gochan redis"]
+#   ECHO_SERVERS ["herald gnetecho netecho"]
+#   MULTICORE [true]     -multicore for herald and the gnet baselines
+#   HERALD_ARGS ["-log-level warn -multicore=$MULTICORE"]
+#   BASELINE_ARGS ["-log-level warn -multicore=$MULTICORE"]
+#   GOCHAN_QUEUE [1024]  gochan's per-client queue (frames)
+#   HERALD_BROADCAST_PKG [./cmd/broadcast]  HERALD_ECHO_PKG [./cmd/echo]
+#                        packages built as "herald" (e.g. ./bench/gnetcopy to
+#                        try the runner before herald's demos exist)
+#   RUN_TIMEOUT [120]    seconds before one loadgen run is abandoned
+#   OUT [new temp dir]   directory for results.tsv and per-run logs (kept)
+#
+# redis-server is used if installed (apt-get install redis-server);
+# otherwise its runs are skipped with a note. All traffic stays on 127.0.0.1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=${ROUNDS:-5}
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+	FANOUT1=${FANOUT1:-50x50}
+	FANOUT2=${FANOUT2:-20x200}
+	ECHO_DURATION=${ECHO_DURATION:-1s}
+fi
+FANOUT1=${FANOUT1:-200x200}
+FANOUT2=${FANOUT2:-50x1000}
+SIZE=${SIZE:-64}
+WINDOW=${WINDOW:-16}
+STREAM_CLIENTS=${STREAM_CLIENTS:-8}
+STREAM_SIZE=${STREAM_SIZE:-16384}
+STREAM_WINDOW=${STREAM_WINDOW:-16}
+PINGPONG_CLIENTS=${PINGPONG_CLIENTS:-50}
+PINGPONG_SIZE=${PINGPONG_SIZE:-64}
+ECHO_DURATION=${ECHO_DURATION:-5s}
+SCENARIOS=${SCENARIOS:-fanout1 fanout2 stream pingpong}
+FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis}
+ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
+MULTICORE=${MULTICORE:-true}
+HERALD_ARGS=${HERALD_ARGS:-"-log-level warn -multicore=$MULTICORE"}
+BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn -multicore=$MULTICORE"}
+GOCHAN_QUEUE=${GOCHAN_QUEUE:-1024}
+HERALD_BROADCAST_PKG=${HERALD_BROADCAST_PKG:-./cmd/broadcast}
+HERALD_ECHO_PKG=${HERALD_ECHO_PKG:-./cmd/echo}
+RUN_TIMEOUT=${RUN_TIMEOUT:-120}
+
+BIN=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench-bin.XXXXXX")
+if [[ -n ${OUT:-} ]]; then
+	mkdir -p "$OUT"
+else
+	OUT=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench-results.XXXXXX")
+fi
+RESULTS=$OUT/results.tsv
+CLK_TCK=$(getconf CLK_TCK)
+SERVER_PID=
+
+cleanup() {
+	if [[ -n $SERVER_PID ]]; then
+		kill -KILL "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	rm -rf "$BIN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+# ---- build -----------------------------------------------------------------
+log "building into $BIN"
+cd "$ROOT"
+go build -o "$BIN/loadgen" ./cmd/loadgen
+for b in gnetcopy gochan gnetecho netecho; do
+	go build -o "$BIN/$b" "./bench/$b"
+done
+HAVE_HERALD_BROADCAST=1 HAVE_HERALD_ECHO=1
+go build -o "$BIN/herald-broadcast" "$HERALD_BROADCAST_PKG" || {
+	log "WARNING: $HERALD_BROADCAST_PKG does not build; herald fan-out runs skipped"
+	HAVE_HERALD_BROADCAST=0
+}
+go build -o "$BIN/herald-echo" "$HERALD_ECHO_PKG" || {
+	log "WARNING: $HERALD_ECHO_PKG does not build; herald echo runs skipped"
+	HAVE_HERALD_ECHO=0
+}
+HAVE_REDIS=0
+if command -v redis-server >/dev/null; then
+	HAVE_REDIS=1
+else
+	log "NOTE: redis-server is not installed; redis runs skipped (install: apt-get install redis-server)"
+fi
+
+# ---- helpers ---------------------------------------------------------------
+
+# cpu_ticks PID: utime+stime of PID in clock ticks.
+cpu_ticks() {
+	local stat
+	stat=$(<"/proc/$1/stat")
+	stat=${stat##*) } # fields after "pid (comm) "; utime and stime are 12th and 13th
+	awk '{print $12 + $13}' <<<"$stat"
+}
+
+# peak_rss_kb PID: VmHWM of PID in kB.
+peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+# wait_ready PORT PID: wait up to 5s for PORT to accept connections.
+wait_ready() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$2" 2>/dev/null || return 1
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# stop_server: SIGTERM, then SIGKILL after 5s.
+stop_server() {
+	local i
+	[[ -n $SERVER_PID ]] || return 0
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# jnum KEY: the number after "KEY": in the JSON on stdin.
+jnum() { grep -o "\"$1\":[-0-9.e+]*" | head -n1 | cut -d: -f2; }
+
+# run_one SCENARIO SERVER ROUND
+run_one() {
+	local scenario=$1 server=$2 round=$3
+	local port addr kind mode unitdiv clients messages
+	port=$("$BIN/loadgen" -free-port)
+	addr=127.0.0.1:$port
+	case $scenario in
+	fanout1 | fanout2) kind=fanout ;;
+	*) kind=echo ;;
+	esac
+
+	local -a srv lg
+	case $server in
+	herald)
+		if [[ $kind == fanout ]]; then
+			srv=("$BIN/herald-broadcast" -addr "$addr")
+		else
+			srv=("$BIN/herald-echo" -addr "$addr")
+		fi
+		read -ra extra <<<"$HERALD_ARGS"
+		srv+=("${extra[@]}")
+		;;
+	redis)
+		srv=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning)
+		;;
+	gnetcopy | gochan | gnetecho | netecho)
+		srv=("$BIN/$server" -addr "$addr")
+		read -ra extra <<<"$BASELINE_ARGS"
+		srv+=("${extra[@]}")
+		[[ $server == gochan ]] && srv+=(-queue "$GOCHAN_QUEUE")
+		;;
+	esac
+
+	case $scenario in
+	fanout1 | fanout2)
+		local shape=$FANOUT1
+		[[ $scenario == fanout2 ]] && shape=$FANOUT2
+		clients=${shape%x*} messages=${shape#*x}
+		mode=fanout
+		[[ $server == redis ]] && mode=pubsub
+		lg=(-mode "$mode" -clients "$clients" -messages "$messages" -size "$SIZE" -window "$WINDOW")
+		unitdiv=1 # CPU per delivered frame
+		;;
+	stream)
+		lg=(-mode stream -clients "$STREAM_CLIENTS" -size "$STREAM_SIZE" -window "$STREAM_WINDOW" -duration "$ECHO_DURATION")
+		unitdiv=0 # CPU per MB echoed
+		;;
+	pingpong)
+		lg=(-mode pingpong -clients "$PINGPONG_CLIENTS" -size "$PINGPONG_SIZE" -duration "$ECHO_DURATION")
+		unitdiv=1 # CPU per round trip
+		;;
+	esac
+
+	local tag=$scenario.$server.$round
+	"${srv[@]}" >"$OUT/$tag.server.log" 2>&1 &
+	SERVER_PID=$!
+	if ! wait_ready "$port" "$SERVER_PID"; then
+		log "  $tag: server did not start; see $OUT/$tag.server.log"
+		tail -n 5 "$OUT/$tag.server.log" >&2 || true
+		stop_server
+		printf '%s\t%s\t%s\t\t\t\t\t\t\t\t1\tnostart\n' "$scenario" "$server" "$round" >>"$RESULTS"
+		return
+	fi
+	local cpu0 cpu1 rss json rc=0
+	cpu0=$(cpu_ticks "$SERVER_PID")
+	json=$(timeout "$((RUN_TIMEOUT + 10))" "$BIN/loadgen" -addr "$addr" "${lg[@]}" -json -quiet \
+		-timeout "${RUN_TIMEOUT}s" 2>"$OUT/$tag.loadgen.log") || rc=$?
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		cpu1=$(cpu_ticks "$SERVER_PID")
+		rss=$(peak_rss_kb "$SERVER_PID")
+	else
+		cpu1=$cpu0 rss=0
+		log "  $tag: server died during the run; see $OUT/$tag.server.log"
+		[[ $rc == 0 ]] && rc=99
+	fi
+	stop_server
+
+	local per_sec mbs p50 p99 recv bytes errors
+	per_sec=$(jnum per_sec <<<"$json")
+	mbs=$(jnum mb_per_sec <<<"$json")
+	p50=$(jnum p50_ns <<<"$json")
+	p99=$(jnum p99_ns <<<"$json")
+	recv=$(jnum received <<<"$json")
+	bytes=$(jnum bytes <<<"$json")
+	errors=$(jnum errors <<<"$json")
+	if [[ -z $per_sec ]]; then
+		log "  $tag: loadgen failed (exit $rc): $(tail -n 1 "$OUT/$tag.loadgen.log")"
+		printf '%s\t%s\t%s\t\t\t\t\t\t\t\t1\tfail%s\n' "$scenario" "$server" "$round" "$rc" >>"$RESULTS"
+		return
+	fi
+	local units cpu_ns
+	if ((unitdiv)); then units=$recv; else units=$(awk -v b="$bytes" 'BEGIN{print b/1e6}'); fi
+	cpu_ns=$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" -v u="$units" \
+		'BEGIN{ if (u > 0) printf "%.1f", t * 1e9 / hz / u; else print "" }')
+	# latency in us; none for stream
+	local p50us= p99us=
+	if [[ ${p50:-0} != 0 ]]; then
+		p50us=$(awk -v v="$p50" 'BEGIN{printf "%.1f", v/1e3}')
+		p99us=$(awk -v v="$p99" 'BEGIN{printf "%.1f", v/1e3}')
+	fi
+	# scenario server round per_sec mb_per_sec p50_us p99_us cpu_ns_per_unit rss_mb cpu_s errors status
+	printf '%s\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$server" "$round" \
+		"$per_sec" "$mbs" "$p50us" "$p99us" \
+		"$cpu_ns" "$(awk -v v="$rss" 'BEGIN{printf "%.1f", v/1024}')" \
+		"$(awk -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", t/hz}')" \
+		"$errors" "$([[ $rc == 0 ]] && echo ok || echo "fail$rc")" >>"$RESULTS"
+	log "$(printf '  %-9s %-9s r%-2s %12.0f/s %8.1f MB/s  p50 %8sus  p99 %9sus  cpu %9s ns/%-4s  rss %6.1f MB  errors %s' \
+		"$scenario" "$server" "$round" "$per_sec" "$mbs" "${p50us:--}" "${p99us:--}" \
+		"${cpu_ns:-?}" "$([[ $unitdiv == 1 ]] && echo unit || echo MB)" \
+		"$(awk -v v="$rss" 'BEGIN{print v/1024}')" "$errors")"
+}
+
+servers_for() {
+	local list s out=()
+	case $1 in
+	fanout1 | fanout2) list=$FANOUT_SERVERS ;;
+	*) list=$ECHO_SERVERS ;;
+	esac
+	for s in $list; do
+		case $s in
+		herald)
+			if [[ $1 == fanout* ]]; then ((HAVE_HERALD_BROADCAST)) || continue; else ((HAVE_HERALD_ECHO)) || continue; fi
+			;;
+		redis) ((HAVE_REDIS)) || continue ;;
+		esac
+		out+=("$s")
+	done
+	echo "${out[@]}"
+}
+
+# ---- runs ------------------------------------------------------------------
+printf 'scenario\tserver\tround\tper_sec\tmb_per_sec\tp50_us\tp99_us\tcpu_ns_per_unit\trss_mb\tcpu_s\terrors\tstatus\n' >"$RESULTS"
+log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 size=$SIZE window=$WINDOW echo=$ECHO_DURATION"
+for ((round = 1; round <= ROUNDS; round++)); do
+	log "round $round/$ROUNDS"
+	for scenario in $SCENARIOS; do
+		for server in $(servers_for "$scenario"); do
+			run_one "$scenario" "$server" "$round"
+		done
+	done
+done
+
+# ---- report ----------------------------------------------------------------
+# median over the runs that verified cleanly (status ok).
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) print ""; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+col() { # col SCENARIO SERVER COLUMN
+	awk -F'\t' -v s="$1" -v v="$2" -v c="$3" 'NR>1 && $1==s && $2==v && $12=="ok" && $c!="" {print $c}' "$RESULTS" | median
+}
+count() { awk -F'\t' -v s="$1" -v v="$2" -v ok="$3" 'NR>1 && $1==s && $2==v && (ok=="" || $12=="ok") {n++} END{print n+0}' "$RESULTS"; }
+fmtnum() { awk -v d="$1" '{ if ($1 == "") print "-"; else printf("%." d "f\n", $1) } END { if (NR == 0) print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print "-"; else printf "%.2fx", a/b }'; }
+
+declare -A MED
+echo
+echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong);"
+echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong)"
+printf '%-9s %-9s %6s %14s %10s %10s %12s %14s %8s\n' scenario server ok/runs throughput MB/s p50_us p99_us cpu_ns/unit rss_MB
+for scenario in $SCENARIOS; do
+	for server in $(servers_for "$scenario"); do
+		tp=$(col "$scenario" "$server" 4)
+		[[ $scenario == stream ]] && tp=$(col "$scenario" "$server" 5)
+		MED[$scenario.$server.tp]=$tp
+		MED[$scenario.$server.cpu]=$(col "$scenario" "$server" 8)
+		MED[$scenario.$server.p99]=$(col "$scenario" "$server" 7)
+		printf '%-9s %-9s %6s %14s %10s %10s %12s %14s %8s\n' "$scenario" "$server" \
+			"$(count "$scenario" "$server" ok)/$(count "$scenario" "$server" "")" \
+			"$(fmtnum 0 <<<"$tp")" "$(col "$scenario" "$server" 5 | fmtnum 1)" "$(col "$scenario" "$server" 6 | fmtnum 1)" \
+			"$(fmtnum 1 <<<"${MED[$scenario.$server.p99]}")" "$(fmtnum 1 <<<"${MED[$scenario.$server.cpu]}")" \
+			"$(col "$scenario" "$server" 9 | fmtnum 1)"
+	done
+done
+
+echo
+echo "herald / baseline (throughput: >1 is better; cpu per unit and p99: <1 is better)"
+printf '%-9s %-40s %12s %12s %10s\n' scenario ratio throughput cpu/unit p99
+for scenario in $SCENARIOS; do
+	list=" $(servers_for "$scenario") "
+	[[ $list == *" herald "* ]] || continue
+	if [[ $scenario == fanout* ]]; then
+		for b in redis gnetcopy gochan; do
+			[[ $list == *" $b "* ]] || continue
+			printf '%-9s %-40s %12s %12s %10s\n' "$scenario" "herald/$b" \
+				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.$b.tp]}")" \
+				"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$b.cpu]}")" \
+				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$b.p99]}")"
+		done
+	else
+		best= bestv=
+		for b in gnetecho netecho; do
+			[[ $list == *" $b "* && -n ${MED[$scenario.$b.tp]} ]] || continue
+			if [[ -z $best ]] || awk -v a="${MED[$scenario.$b.tp]}" -v b="$bestv" 'BEGIN{exit !(a>b)}'; then
+				best=$b bestv=${MED[$scenario.$b.tp]}
+			fi
+		done
+		[[ -n $best ]] || continue
+		printf '%-9s %-40s %12s %12s %10s\n' "$scenario" "herald/max(gnetecho,netecho)=$best" \
+			"$(ratio "${MED[$scenario.herald.tp]}" "$bestv")" \
+			"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$best.cpu]}")" \
+			"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$best.p99]}")"
+	fi
+done
+echo
+echo "raw results and logs: $OUT"
+exit 0

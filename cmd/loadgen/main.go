@@ -1,0 +1,163 @@
+// Command loadgen drives a herald server (or a baseline from bench/, or
+// redis) with many clients, verifies everything that comes back and reports
+// throughput and HDR latency percentiles. It is a thin front end to package
+// loadgen.
+//
+// Modes:
+//
+//	loadgen -mode fanout   -addr 127.0.0.1:7001 -clients 200 -messages 200 -size 64 -window 16
+//	loadgen -mode pubsub   -addr 127.0.0.1:6379 -clients 200 -messages 200 -size 64 -window 16
+//	loadgen -mode echo -echo pingpong -addr 127.0.0.1:7000 -clients 50 -duration 5s
+//	loadgen -mode echo -echo stream   -addr 127.0.0.1:7000 -clients 8 -size 16384 -duration 5s
+//	loadgen -mode selftest -clients 50 -messages 1000   # loadgen's own receive ceiling
+//
+// pingpong and stream are accepted as modes of their own. A progress line
+// goes to stderr every second; the summary goes to stdout, or with -json to
+// stderr while stdout gets one JSON line (loadgen.Result). The exit status
+// is 1 if the run failed or verification found errors, 2 for bad flags.
+//
+// -free-port prints a free 127.0.0.1 TCP port and exits (for scripts).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/herald-mmo/herald/loadgen"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		mode     = flag.String("mode", "fanout", "fanout, pubsub, echo, selftest (or pingpong, stream)")
+		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
+		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
+		clients  = flag.Int("clients", loadgen.DefaultClients, "number of clients")
+		messages = flag.Int("messages", 0, "frames (pingpong: round trips, stream: chunks) per client; 0: until -duration, or 1000 if that is 0 too")
+		size     = flag.Int("size", 0, "payload bytes per frame (stream: bytes per write); default 64, stream 16384")
+		rate     = flag.Float64("rate", 0, "total frames (messages, chunks) per second over all clients; 0: unlimited")
+		window   = flag.Int("window", loadgen.DefaultWindow, "own frames (stream: chunks) outstanding per client")
+		duration = flag.Duration("duration", 0, "cap on the sending phase; 0: none")
+		channel  = flag.String("channel", "herald-loadgen", "pubsub: redis channel")
+		drain    = flag.Duration("drain", loadgen.DefaultDrainTimeout, "how long to wait for frames in flight after the last send")
+		timeout  = flag.Duration("timeout", 2*time.Minute, "abort the whole run after this long")
+		readBuf  = flag.Int("read-buffer", loadgen.DefaultReadBuffer, "read buffer bytes per connection")
+		jsonOut  = flag.Bool("json", false, "print the result as one JSON line on stdout (summary to stderr)")
+		quiet    = flag.Bool("quiet", false, "no progress lines")
+		freePort = flag.Bool("free-port", false, "print a free 127.0.0.1 TCP port and exit")
+	)
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "loadgen: unexpected arguments %q\n", flag.Args())
+		return 2
+	}
+	if *freePort {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 1
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		return 0
+	}
+	switch *mode {
+	case "pingpong", "stream":
+		*echoMode, *mode = *mode, "echo"
+	}
+	if *addr == "" {
+		*addr = map[string]string{"fanout": "127.0.0.1:7001", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var progress func(loadgen.Progress)
+	if !*quiet {
+		progress = func(p loadgen.Progress) { fmt.Fprintln(os.Stderr, p) }
+	}
+	fc := loadgen.FanoutConfig{
+		Addr: *addr, Clients: *clients, Messages: *messages, Size: *size, Rate: *rate, Window: *window,
+		Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
+	}
+	if fc.Size == 0 {
+		fc.Size = loadgen.DefaultSize
+	}
+	var (
+		res loadgen.Result
+		err error
+	)
+	switch *mode {
+	case "fanout":
+		res, err = loadgen.RunFanout(ctx, fc)
+	case "pubsub":
+		res, err = loadgen.RunPubSub(ctx, loadgen.PubSubConfig{FanoutConfig: fc, Channel: *channel})
+	case "selftest":
+		res, err = loadgen.RunSelftest(ctx, fc)
+	case "echo":
+		res, err = loadgen.RunEcho(ctx, loadgen.EchoConfig{
+			Addr: *addr, Mode: *echoMode, Clients: *clients, Messages: *messages, Size: *size, Rate: *rate,
+			Window: *window, Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
+		})
+	default:
+		fmt.Fprintf(os.Stderr, "loadgen: unknown -mode %q\n", *mode)
+		return 2
+	}
+	if errors.Is(err, loadgen.ErrConfig) {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+
+	summary := io.Writer(os.Stdout)
+	if *jsonOut {
+		summary = os.Stderr
+		line, jerr := json.Marshal(res)
+		if jerr != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", jerr)
+			return 1
+		}
+		fmt.Println(string(line))
+	}
+	printSummary(summary, res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	return 0
+}
+
+func printSummary(w io.Writer, r loadgen.Result) {
+	unit := map[string]string{"pingpong": "round trips", "stream": "chunks"}[r.Mode]
+	if unit == "" {
+		unit = "frames delivered"
+	}
+	fmt.Fprintf(w, "%s %s: %d clients, size %d, window %d, %.3fs\n", r.Mode, r.Addr, r.Clients, r.Size, r.Window, r.Elapsed.Seconds())
+	fmt.Fprintf(w, "  sent %d, %s %d, %.0f/s, %.1f MB/s", r.Sent, unit, r.Received, r.PerSec, r.MBPerSec)
+	if r.Reads > 0 {
+		fmt.Fprintf(w, ", %d reads (%.0f bytes/read)", r.Reads, float64(r.Bytes)/float64(r.Reads))
+	}
+	fmt.Fprintln(w)
+	if l := r.Latency; l.Count > 0 {
+		fmt.Fprintf(w, "  latency (%d samples): min %v  p50 %v  p90 %v  p99 %v  p99.9 %v  max %v  mean %v\n",
+			l.Count, l.Min, l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
+	}
+	fmt.Fprintf(w, "  errors %d: lost %d, duplicated %d, reordered %d, corrupt %d, disconnects %d\n",
+		r.Errors, r.Lost, r.Duplicated, r.Reordered, r.Corrupt, r.Disconnects)
+	for _, s := range r.ErrorSamples {
+		fmt.Fprintln(w, "   ", s)
+	}
+}

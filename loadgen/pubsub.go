@@ -1,0 +1,170 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+)
+
+// PubSubConfig configures RunPubSub: a fan-out run through a redis server.
+type PubSubConfig struct {
+	FanoutConfig
+	// Channel is the redis channel every client subscribes and publishes
+	// to. Default "herald-loadgen".
+	Channel string
+}
+
+// RunPubSub runs the fan-out scenario against a redis server (RESP2
+// PUBLISH/SUBSCRIBE), for comparison with RunFanout. Each client has a
+// subscriber connection that SUBSCRIBEs cfg.Channel (the barrier waits for
+// every confirmation) and a publisher connection that PUBLISHes frames with
+// the same payloads, window and verification as RunFanout; a client's frame
+// is back when its own subscriber receives it. Errors as for RunFanout.
+func RunPubSub(ctx context.Context, cfg PubSubConfig) (Result, error) {
+	fc, err := cfg.FanoutConfig.normalize()
+	if err != nil {
+		return Result{}, err
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = "herald-loadgen"
+	}
+	return runFanout(ctx, "pubsub", fc, newRESPProto(cfg.Channel, fc.Size))
+}
+
+// respProto speaks RESP2 publish/subscribe.
+type respProto struct {
+	subscribe []byte // SUBSCRIBE command
+	pubPrefix []byte // PUBLISH command up to the payload
+}
+
+func newRESPProto(channel string, size int) *respProto {
+	p := &respProto{}
+	p.subscribe = appendRESPCommand(nil, "SUBSCRIBE", channel)
+	p.pubPrefix = fmt.Appendf(nil, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n", len(channel), channel, size)
+	return p
+}
+
+// appendRESPCommand appends args as a RESP array of bulk strings.
+func appendRESPCommand(dst []byte, args ...string) []byte {
+	dst = fmt.Appendf(dst, "*%d\r\n", len(args))
+	for _, a := range args {
+		dst = fmt.Appendf(dst, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return dst
+}
+
+func (*respProto) separatePub() bool { return true }
+
+func (p *respProto) appendRegister(dst []byte, _ uint32, _ int64, _ int) []byte {
+	return append(dst, p.subscribe...)
+}
+
+func (p *respProto) appendData(dst []byte, sender, seq uint32, stamp int64, size int) []byte {
+	dst = append(dst, p.pubPrefix...)
+	dst = AppendPayload(dst, sender, seq, stamp, size)
+	return append(dst, '\r', '\n')
+}
+
+// maxBulk bounds a bulk string length loadgen accepts.
+const maxBulk = 1 << 20
+
+func (*respProto) decode(in []byte) (msgKind, []byte, int, error) {
+	if len(in) == 0 {
+		return kindIgnore, nil, 0, nil
+	}
+	switch in[0] {
+	case '*':
+	case '-':
+		line, _, ok := respLine(in, 1)
+		if !ok {
+			return kindIgnore, nil, 0, nil
+		}
+		return kindIgnore, nil, 0, fmt.Errorf("loadgen: redis error: %s", line)
+	default:
+		return kindIgnore, nil, 0, fmt.Errorf("loadgen: unexpected RESP type %q", in[0])
+	}
+	count, pos, ok, err := respInt(in, 1)
+	if !ok || err != nil {
+		return kindIgnore, nil, 0, err
+	}
+	if count < 1 || count > 4 {
+		return kindIgnore, nil, 0, fmt.Errorf("loadgen: unexpected RESP array of %d", count)
+	}
+	var elems [4][]byte
+	for i := range count {
+		if pos >= len(in) {
+			return kindIgnore, nil, 0, nil
+		}
+		switch in[pos] {
+		case '$':
+			l, next, ok, err := respInt(in, pos+1)
+			if !ok || err != nil {
+				return kindIgnore, nil, 0, err
+			}
+			if l < 0 || l > maxBulk {
+				return kindIgnore, nil, 0, fmt.Errorf("loadgen: RESP bulk length %d", l)
+			}
+			if next+l+2 > len(in) {
+				return kindIgnore, nil, 0, nil
+			}
+			if in[next+l] != '\r' || in[next+l+1] != '\n' {
+				return kindIgnore, nil, 0, fmt.Errorf("loadgen: RESP bulk string not terminated")
+			}
+			elems[i] = in[next : next+l]
+			pos = next + l + 2
+		case ':':
+			_, next, ok, err := respInt(in, pos+1)
+			if !ok || err != nil {
+				return kindIgnore, nil, 0, err
+			}
+			pos = next
+		default:
+			return kindIgnore, nil, 0, fmt.Errorf("loadgen: unexpected RESP element type %q", in[pos])
+		}
+	}
+	switch string(elems[0]) {
+	case "message":
+		return kindData, elems[2], pos, nil
+	case "subscribe":
+		return kindSubscribed, nil, pos, nil
+	}
+	return kindIgnore, nil, pos, nil
+}
+
+// respLine returns the line starting at in[pos] without its CRLF and the
+// position after it; ok is false if the line is incomplete.
+func respLine(in []byte, pos int) (line []byte, next int, ok bool) {
+	for i := pos; i+1 < len(in); i++ {
+		if in[i] == '\r' && in[i+1] == '\n' {
+			return in[pos:i], i + 2, true
+		}
+	}
+	return nil, 0, false
+}
+
+// respInt parses the decimal integer line starting at in[pos].
+func respInt(in []byte, pos int) (v, next int, ok bool, err error) {
+	line, next, ok := respLine(in, pos)
+	if !ok {
+		if len(in)-pos > 20 {
+			return 0, 0, false, fmt.Errorf("loadgen: RESP integer too long")
+		}
+		return 0, 0, false, nil
+	}
+	neg := false
+	if len(line) > 0 && line[0] == '-' {
+		neg, line = true, line[1:]
+	}
+	if len(line) == 0 || len(line) > 18 {
+		return 0, 0, false, fmt.Errorf("loadgen: bad RESP integer %q", line)
+	}
+	for _, b := range line {
+		if b < '0' || b > '9' {
+			return 0, 0, false, fmt.Errorf("loadgen: bad RESP integer %q", line)
+		}
+		v = v*10 + int(b-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, next, true, nil
+}
