@@ -232,7 +232,11 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			return gnet.Close
 		}
 	}
-	_, _ = c.Discard(off)
+	if off > 0 {
+		// Discard(0) would drop everything buffered, the partial frame
+		// included: gnet treats n <= 0 as "all".
+		_, _ = c.Discard(off)
+	}
 	return gnet.None
 }
 
