@@ -226,12 +226,15 @@ func (s *Session) written(_ gnet.Conn, err error) error {
 			s.flush()
 			return nil
 		}
-		_, err := s.conn.Writev(s.sync.iov)
-		s.done(&s.sync)
-		if err != nil {
+		if _, err := s.conn.Writev(s.sync.iov); err != nil {
+			// gnet has closed the connection (OnClose released the
+			// queue): the batch never reached the socket, so it is
+			// released without counting it as sent.
+			release(&s.sync)
 			s.sending.Store(false)
 			return nil
 		}
+		s.done(&s.sync)
 	}
 }
 
