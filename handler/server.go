@@ -32,6 +32,8 @@ type Server struct {
 	booted chan struct{} // closed by OnBoot
 	done   chan struct{} // closed when gnet.Run returns
 
+	loops sync.Map // gnet.EventLoop -> *sessionmgr.Loop
+
 	mu      sync.Mutex // guards the fields below
 	started bool
 	eng     gnet.Engine
@@ -201,19 +203,35 @@ func boundAddr(eng gnet.Engine) (net.Addr, error) {
 
 // OnOpen makes the session, tells the handler and adds it to the Manager.
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	s := srv.mgr.NewSession(c)
+	s := srv.mgr.NewSession(c, srv.loop(c.EventLoop()))
 	c.SetContext(s)
-	if !srv.call(s, func() { srv.h.OnConnected(s) }) {
+	s.EnterCallback()
+	ok := srv.call(s, func() { srv.h.OnConnected(s) })
+	s.LeaveCallback()
+	if !ok {
 		return nil, gnet.Close
 	}
 	srv.mgr.Add(s)
 	return nil, gnet.None
 }
 
+// loop returns herald's Loop for a gnet event loop, making it on first use.
+func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
+	if l, ok := srv.loops.Load(el); ok {
+		return l.(*sessionmgr.Loop)
+	}
+	l, _ := srv.loops.LoadOrStore(el, sessionmgr.NewLoop(el))
+	return l.(*sessionmgr.Loop)
+}
+
 // OnTraffic decodes every complete frame gnet has buffered and hands each to
 // the handler. Frames alias gnet's buffer until Discard below.
 func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	s := c.Context().(*sessionmgr.Session)
+	// Replies sent by the handler are written once, when all frames of this
+	// read are handled.
+	s.EnterCallback()
+	defer s.LeaveCallback()
 	in, _ := c.Peek(-1)
 	off := 0
 	for off < len(in) {

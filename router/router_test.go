@@ -9,7 +9,6 @@ import (
 	"github.com/herald-mmo/herald/internal/leakcheck"
 	"github.com/herald-mmo/herald/router"
 	"github.com/herald-mmo/herald/sessionmgr"
-	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 )
 
@@ -18,10 +17,9 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 // closeRecorder is a sessionmgr.Conn that only records Close.
 type closeRecorder struct{ closed int }
 
-func (c *closeRecorder) AsyncWritev([][]byte, gnet.AsyncCallback) error { return nil }
-func (c *closeRecorder) Writev([][]byte) (int, error)                   { return 0, nil }
-func (c *closeRecorder) Close() error                                   { c.closed++; return nil }
-func (c *closeRecorder) RemoteAddr() net.Addr                           { return &net.TCPAddr{} }
+func (c *closeRecorder) Writev([][]byte) (int, error) { return 0, nil }
+func (c *closeRecorder) Close() error                 { c.closed++; return nil }
+func (c *closeRecorder) RemoteAddr() net.Addr         { return &net.TCPAddr{} }
 
 func TestDispatch(t *testing.T) {
 	tests := []struct {
@@ -47,7 +45,7 @@ func TestDispatch(t *testing.T) {
 				r.Fallback(tt.fallback(r))
 			}
 			conn := &closeRecorder{}
-			s := sessionmgr.NewManager(sessionmgr.Config{}).NewSession(conn)
+			s := sessionmgr.NewManager(sessionmgr.Config{}).NewSession(conn, nil)
 			r.Dispatch(s, codec.Frame{ID: tt.id})
 
 			if len(called) != len(tt.wantCalled) || (len(called) > 0 && called[0] != tt.wantCalled[0]) {

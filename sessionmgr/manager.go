@@ -10,8 +10,8 @@ import (
 
 // Config holds a Manager's settings. The zero value is usable.
 type Config struct {
-	// OnSend, if set, is called on the session's event loop after each batch
-	// of n bytes has been handed to the socket.
+	// OnSend, if set, is called on the session's event loop after each
+	// writev of n bytes has been handed to the socket.
 	OnSend func(s *Session, n int)
 }
 
@@ -37,12 +37,10 @@ func NewManager(cfg Config) *Manager {
 	return &Manager{cfg: cfg, byID: map[uint64]*Session{}, groups: map[string]*Group{}}
 }
 
-// NewSession makes a session for conn with a fresh id. It is not tracked until
-// Add.
-func (m *Manager) NewSession(conn Conn) *Session {
-	s := &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m}
-	s.writtenFn = s.written
-	return s
+// NewSession makes a session for conn, written by loop (the Loop of the
+// event loop conn belongs to), with a fresh id. It is not tracked until Add.
+func (m *Manager) NewSession(conn Conn, loop *Loop) *Session {
+	return &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m, loop: loop}
 }
 
 // Add starts tracking s: it receives broadcasts and Get finds it.
@@ -58,7 +56,8 @@ func (m *Manager) Add(s *Session) {
 
 // Remove stops tracking s, takes it out of every group and releases
 // everything still queued for it. It returns the frames and bytes that were
-// queued but never sent. The server calls it when the connection closes.
+// queued but never sent. The server calls it when gnet reports the
+// connection closed, on its event loop (or after the engine has stopped).
 func (m *Manager) Remove(s *Session) (frames, bytes int) {
 	m.mu.Lock()
 	if _, ok := m.byID[s.id]; ok {

@@ -9,23 +9,9 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// Batch limits. Linux rejects writev with more than IOV_MAX (1024) vectors
-// with EINVAL, and gnet does not split them, so a batch never holds more.
-// The byte cap bounds how much one flush copies into gnet's outbound buffer
-// when the socket is full.
-const (
-	MaxBatchSlices = 1024
-	MaxBatchBytes  = 256 << 10
-	// syncRounds bounds how many batches one write callback drains
-	// synchronously before it hands the rest to a fresh AsyncWritev, which
-	// queues behind the other sessions' tasks on the loop.
-	syncRounds = 16
-)
-
-// Conn is the part of gnet.Conn a Session writes to. Writev and the
-// callback of AsyncWritev run on the connection's event loop.
+// Conn is the part of gnet.Conn a Session uses. Writev is only called on the
+// connection's event loop.
 type Conn interface {
-	AsyncWritev(bs [][]byte, callback gnet.AsyncCallback) error
 	Writev(bs [][]byte) (int, error)
 	Close() error
 	RemoteAddr() net.Addr
@@ -33,50 +19,40 @@ type Conn interface {
 
 var _ Conn = gnet.Conn(nil)
 
-// Session is one connection's sending side: a FIFO queue of shared buffers
-// and at most one write in flight.
+// Session is one connection's sending side: a FIFO queue of shared buffers,
+// written by its event loop's Loop.
 //
-// Send, Close, ID, RemoteAddr, Context and SetContext are safe from any
-// goroutine.
+// Send, Close, CloseWith, ID, RemoteAddr, Manager, Context, SetContext,
+// Stats and Queued are safe from any goroutine.
 type Session struct {
 	// Fixed after construction.
 	id     uint64
 	conn   Conn
 	remote net.Addr
 	mgr    *Manager
-	// writtenFn is s.written as a func value, made once: a method value
-	// built at each AsyncWritev call would allocate.
-	writtenFn gnet.AsyncCallback
+	loop   *Loop
 
-	// sending is the seed's "send registered" flag: true while one writer
-	// (an AsyncWritev and its callback) owns the flush. Any goroutine.
-	sending atomic.Bool
-	ctx     atomic.Value                // user value: any goroutine
-	reason  atomic.Pointer[closeReason] // first CloseWith reason
+	// registered is the seed's "send registered" flag: true from the Send
+	// that put the session on its Loop's list until the flush takes it off.
+	registered atomic.Bool
+	// inCallback is true while the server runs a handler callback for this
+	// session on its loop; the server flushes the session when it returns,
+	// so a Send meanwhile needs no flush task.
+	inCallback atomic.Bool
+
+	ctx    atomic.Value                // user value
+	reason atomic.Pointer[closeReason] // first CloseWith reason
 
 	sentFrames atomic.Uint64
 	sentBytes  atomic.Uint64
 
 	// Guarded by mu.
-	mu       sync.Mutex
-	queue    []*sendbuffer.Buffer // queue[head:] waits to be sent
-	head     int
-	queued   int    // bytes in queue[head:]
-	closed   bool   // no more sends; queue released
-	inflight *batch // handed to AsyncWritev; released by its callback or by close
-	groups   []*Group
-
-	// Owned by whoever holds sending.
-	async batch // the batch given to AsyncWritev
-	sync  batch // reused for the synchronous drains in the callback
-}
-
-// batch is one writev worth of buffers. Each batch owns its iov: gnet
-// rewrites the caller's [][]byte in place on a partial write.
-type batch struct {
-	bufs  []*sendbuffer.Buffer
-	iov   [][]byte
-	bytes int
+	mu     sync.Mutex
+	queue  []*sendbuffer.Buffer // queue[head:] waits to be written
+	head   int
+	queued int  // bytes in queue[head:]
+	closed bool // no more sends; queue released
+	groups []*Group
 }
 
 // ID returns the session's id, unique within its Manager.
@@ -101,7 +77,7 @@ func (s *Session) SetContext(v any) { s.ctx.Store(ctxBox{v}) }
 type ctxBox struct{ v any }
 
 // Stats reports how many frames and bytes this session has handed to the
-// socket (written or copied into gnet's outbound buffer).
+// socket (written, or copied into gnet's outbound buffer).
 func (s *Session) Stats() (frames, bytes uint64) {
 	return s.sentFrames.Load(), s.sentBytes.Load()
 }
@@ -130,10 +106,29 @@ func (s *Session) Send(b *sendbuffer.Buffer) error {
 	s.queue = append(s.queue, b)
 	s.queued += b.Len()
 	s.mu.Unlock()
-	if s.sending.CompareAndSwap(false, true) {
-		s.flush()
+	// The queue push above comes before these loads; the flushers clear
+	// the flags before they look at the queue. So either we see a flag
+	// clear and register, or the flusher sees our buffer: no lost wake-up.
+	if s.inCallback.Load() {
+		return nil
+	}
+	if s.registered.CompareAndSwap(false, true) {
+		s.loop.register(s)
 	}
 	return nil
+}
+
+// EnterCallback and LeaveCallback bracket a handler callback for s on its
+// event loop: Sends meanwhile only queue, and LeaveCallback writes them
+// at once, so a reply goes out without a round through the loop's task
+// queue. For the server; must be called on s's loop.
+func (s *Session) EnterCallback() { s.inCallback.Store(true) }
+
+// LeaveCallback ends a callback begun by EnterCallback and writes what
+// queued. See EnterCallback.
+func (s *Session) LeaveCallback() {
+	s.inCallback.Store(false)
+	s.loop.Flush(s)
 }
 
 // Close asks gnet to close the connection. The session's queue is released
@@ -166,170 +161,42 @@ func (s *Session) CloseReason() error {
 
 type closeReason struct{ err error }
 
-// flush starts one AsyncWritev with what is queued. The caller holds sending.
-func (s *Session) flush() {
-	for {
-		s.mu.Lock()
-		if s.fill(&s.async) == 0 {
-			s.mu.Unlock()
-			if s.unregister() {
-				continue
-			}
-			return
-		}
-		s.inflight = &s.async
-		iov := s.async.iov
-		s.mu.Unlock()
-		if err := s.conn.AsyncWritev(iov, s.writtenFn); err != nil {
-			// The loop did not take the task (engine stopped): nothing
-			// will call back, so the batch is ours to release.
-			if b := s.takeInflight(); b != nil {
-				release(b)
-			}
-			s.sending.Store(false)
-		}
-		return
-	}
-}
-
-// written is the AsyncWritev callback, run on the session's event loop once
-// gnet has written the batch or copied what the socket did not take into its
-// own outbound buffer: the batch's references may be dropped now. It then
-// drains what queued meanwhile with synchronous writes, without a new task.
-func (s *Session) written(_ gnet.Conn, err error) error {
-	if b := s.takeInflight(); b != nil {
-		if err != nil {
-			release(b)
-		} else {
-			s.done(b)
-		}
-	}
-	if err != nil {
-		// gnet has closed the connection (OnClose released the queue).
-		s.sending.Store(false)
-		return nil
-	}
-	for round := 0; ; round++ {
-		s.mu.Lock()
-		n := s.fill(&s.sync)
-		s.mu.Unlock()
-		if n == 0 {
-			if s.unregister() {
-				continue
-			}
-			return nil
-		}
-		if round == syncRounds {
-			// Budget spent: put the batch back in front and let a fresh
-			// task carry on behind the loop's other work.
-			s.unfill(&s.sync)
-			s.flush()
-			return nil
-		}
-		if _, err := s.conn.Writev(s.sync.iov); err != nil {
-			// gnet has closed the connection (OnClose released the
-			// queue): the batch never reached the socket, so it is
-			// released without counting it as sent.
-			release(&s.sync)
-			s.sending.Store(false)
-			return nil
-		}
-		s.done(&s.sync)
-	}
-}
-
-// unregister clears sending and reports whether the caller took it back
-// because a Send queued a buffer between the last fill and the clear: that
-// Send saw the flag set and left the flush to us, so we must not drop it.
-func (s *Session) unregister() bool {
-	s.sending.Store(false)
-	s.mu.Lock()
-	more := s.queued > 0 || len(s.queue) > s.head
-	s.mu.Unlock()
-	return more && s.sending.CompareAndSwap(false, true)
-}
-
 // fill moves up to MaxBatchSlices buffers and about MaxBatchBytes from the
-// queue into b and returns how many it moved (always at least one buffer
-// when the queue is not empty). Caller holds mu and sending.
-func (s *Session) fill(b *batch) int {
-	if s.closed {
-		return 0
+// queue into l.bufs and reports whether it moved any (always at least one
+// when the queue is not empty). Caller holds mu, on the session's loop.
+func (s *Session) fill(l *Loop) bool {
+	if s.closed || s.head == len(s.queue) {
+		return false
 	}
-	b.bufs, b.iov, b.bytes = b.bufs[:0], b.iov[:0], 0
-	for s.head < len(s.queue) && len(b.bufs) < MaxBatchSlices {
-		buf := s.queue[s.head]
-		if len(b.bufs) > 0 && b.bytes+buf.Len() > MaxBatchBytes {
+	bytes := 0
+	for s.head < len(s.queue) && len(l.bufs) < MaxBatchSlices {
+		b := s.queue[s.head]
+		if len(l.bufs) > 0 && bytes+b.Len() > MaxBatchBytes {
 			break
 		}
 		s.queue[s.head] = nil
 		s.head++
-		b.bufs = append(b.bufs, buf)
-		b.iov = append(b.iov, buf.Bytes())
-		b.bytes += buf.Len()
+		l.bufs = append(l.bufs, b)
+		bytes += b.Len()
 	}
-	s.queued -= b.bytes
+	s.queued -= bytes
 	if s.head == len(s.queue) {
 		s.queue, s.head = s.queue[:0], 0
 	}
-	return len(b.bufs)
+	return true
 }
 
-// unfill puts a filled batch back at the front of the queue.
-func (s *Session) unfill(b *batch) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		for _, buf := range b.bufs {
-			buf.Release()
-		}
-		return
+// sent counts a written batch and reports it to OnSend. On the loop.
+func (s *Session) sent(frames, bytes int) {
+	s.sentFrames.Add(uint64(frames))
+	s.sentBytes.Add(uint64(bytes))
+	if s.mgr.cfg.OnSend != nil {
+		s.mgr.cfg.OnSend(s, bytes)
 	}
-	rest := s.queue[s.head:]
-	q := make([]*sendbuffer.Buffer, 0, len(b.bufs)+len(rest))
-	s.queue = append(append(q, b.bufs...), rest...)
-	s.head = 0
-	s.queued += b.bytes
-	b.bufs, b.iov, b.bytes = b.bufs[:0], b.iov[:0], 0
-}
-
-// done releases a written batch and reports it.
-func (s *Session) done(b *batch) {
-	s.sentFrames.Add(uint64(len(b.bufs)))
-	s.sentBytes.Add(uint64(b.bytes))
-	n := b.bytes
-	release(b)
-	if s.mgr != nil && s.mgr.cfg.OnSend != nil {
-		s.mgr.cfg.OnSend(s, n)
-	}
-}
-
-// release drops the batch's references and clears it for reuse.
-func release(b *batch) {
-	for i, buf := range b.bufs {
-		buf.Release()
-		b.bufs[i] = nil
-		b.iov[i] = nil
-	}
-	b.bufs, b.iov, b.bytes = b.bufs[:0], b.iov[:0], 0
-}
-
-// takeInflight hands the batch given to AsyncWritev to the caller, unless
-// close already took it: whoever takes it under mu releases it, exactly once.
-func (s *Session) takeInflight() *batch {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.inflight
-	s.inflight = nil
-	return b
 }
 
 // closeQueue marks the session closed and releases everything it still
-// holds: the queue and a batch whose AsyncWritev callback has not run. gnet
-// runs a pending AsyncWritev task for a closed connection without reading
-// its bytes, and drops queued tasks at engine stop, so releasing the
-// in-flight batch here is both safe and necessary. It returns the number of
-// queued frames and bytes that were never sent. Idempotent.
+// queues. It returns the frames and bytes that were never sent. Idempotent.
 func (s *Session) closeQueue() (frames, bytes int) {
 	s.mu.Lock()
 	if s.closed {
@@ -340,14 +207,9 @@ func (s *Session) closeQueue() (frames, bytes int) {
 	rest := s.queue[s.head:]
 	frames, bytes = len(rest), s.queued
 	s.queue, s.head, s.queued = nil, 0, 0
-	in := s.inflight
-	s.inflight = nil
 	s.mu.Unlock()
 	for _, b := range rest {
 		b.Release()
-	}
-	if in != nil {
-		release(in)
 	}
 	return frames, bytes
 }

@@ -13,75 +13,91 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// TestAsyncWritevCallbackMayRelease pins the gnet behaviour herald's send
-// path relies on (DESIGN.md, SendBuffer rule 4): once AsyncWritev's callback
-// runs, gnet has written the bytes or copied the rest into its own outbound
-// buffer, so the caller's buffers may be released (and, in debug mode,
-// poisoned). A peer with a tiny receive buffer that reads only after the
-// callback forces partial writes; if gnet still pointed at our bytes the peer
-// would read 0xDE poison instead of the pattern.
-func TestAsyncWritevCallbackMayRelease(t *testing.T) {
+// TestWrittenBytesMayBeReleased pins the gnet behaviour herald's send path
+// relies on (DESIGN.md, SendBuffer rule 4): once Writev returns on the loop
+// (herald's flush) or AsyncWritev's callback runs, gnet has written the bytes
+// or copied the rest into its own outbound buffer, so the caller's buffers
+// may be released (and, in debug mode, poisoned). A peer with a tiny receive
+// buffer that reads only afterwards forces partial writes; if gnet still
+// pointed at our bytes the peer would read 0xDE poison instead of the pattern.
+func TestWrittenBytesMayBeReleased(t *testing.T) {
 	const slices, sliceLen = 512, 8 << 10 // 4 MiB, far beyond the socket buffers
 	want := make([]byte, 0, slices*sliceLen)
 	for i := 0; i < slices*sliceLen; i++ {
 		want = append(want, byte(i%251))
 	}
-
-	var (
-		outboundAtCallback atomic.Int64
-		callbackErr        atomic.Value
-		called             = make(chan struct{})
-	)
-	srv := &writevServer{onOpen: func(c gnet.Conn) {
-		bufs := make([]*sendbuffer.Buffer, slices)
-		iov := make([][]byte, slices)
-		for i := range bufs {
-			bufs[i] = sendbuffer.Copy(want[i*sliceLen : (i+1)*sliceLen])
-			iov[i] = bufs[i].Bytes()
-		}
-		err := c.AsyncWritev(iov, func(c gnet.Conn, err error) error {
+	// write hands iov to gnet and calls done once gnet says it is finished
+	// with it.
+	tests := []struct {
+		name  string
+		write func(c gnet.Conn, iov [][]byte, done func(error))
+	}{
+		{"Writev on the loop", func(c gnet.Conn, iov [][]byte, done func(error)) {
+			_, err := c.Writev(iov)
+			done(err)
+		}},
+		{"AsyncWritev callback", func(c gnet.Conn, iov [][]byte, done func(error)) {
+			err := c.AsyncWritev(iov, func(_ gnet.Conn, err error) error { done(err); return nil })
 			if err != nil {
-				callbackErr.Store(err)
+				done(err)
 			}
-			outboundAtCallback.Store(int64(c.OutboundBuffered()))
-			for _, b := range bufs {
-				b.Release() // debug mode poisons the memory gnet was given
-			}
-			close(called)
-			return nil
-		})
-		if err != nil {
-			callbackErr.Store(err)
-		}
-	}}
-	addr := srv.start(t)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				outboundAtDone atomic.Int64
+				writeErr       atomic.Value
+				finished       = make(chan struct{})
+			)
+			srv := &writevServer{onOpen: func(c gnet.Conn) {
+				bufs := make([]*sendbuffer.Buffer, slices)
+				iov := make([][]byte, slices)
+				for i := range bufs {
+					bufs[i] = sendbuffer.Copy(want[i*sliceLen : (i+1)*sliceLen])
+					iov[i] = bufs[i].Bytes()
+				}
+				tt.write(c, iov, func(err error) {
+					if err != nil {
+						writeErr.Store(err)
+					}
+					outboundAtDone.Store(int64(c.OutboundBuffered()))
+					for _, b := range bufs {
+						b.Release() // debug mode poisons the memory gnet was given
+					}
+					close(finished)
+				})
+			}}
+			addr := srv.start(t)
 
-	d := net.Dialer{Control: setRecvBuf(4 << 10)}
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+			d := net.Dialer{Control: setRecvBuf(4 << 10)}
+			conn, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			select {
+			case <-finished:
+			case <-time.After(10 * time.Second):
+				t.Fatal("gnet never finished the write")
+			}
+			if v := writeErr.Load(); v != nil {
+				t.Fatalf("write: %v", v)
+			}
+			if outboundAtDone.Load() == 0 {
+				t.Fatal("the write was not partial: gnet's outbound buffer was empty, so nothing was proven")
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(conn, got); err != nil {
+				t.Fatal(err)
+			}
+			if i := firstDiff(got, want); i >= 0 {
+				t.Fatalf("byte %d = %#x, want %#x: gnet read our buffers after it was done with them", i, got[i], want[i])
+			}
+			t.Logf("%d bytes were in gnet's outbound buffer when it returned; all delivered intact", outboundAtDone.Load())
+		})
 	}
-	defer conn.Close()
-	select {
-	case <-called:
-	case <-time.After(10 * time.Second):
-		t.Fatal("AsyncWritev callback never ran")
-	}
-	if v := callbackErr.Load(); v != nil {
-		t.Fatalf("AsyncWritev: %v", v)
-	}
-	if outboundAtCallback.Load() == 0 {
-		t.Fatal("the write was not partial: gnet's outbound buffer was empty in the callback, so nothing was proven")
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(conn, got); err != nil {
-		t.Fatal(err)
-	}
-	if i := firstDiff(got, want); i >= 0 {
-		t.Fatalf("byte %d = %#x, want %#x: gnet read our buffers after the callback", i, got[i], want[i])
-	}
-	t.Logf("%d bytes still in gnet's outbound buffer at callback time, all delivered intact", outboundAtCallback.Load())
 }
 
 func firstDiff(a, b []byte) int {

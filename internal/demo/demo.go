@@ -6,6 +6,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,9 +29,13 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	multicore := fs.Bool("multicore", false, "one event loop per CPU")
 	loops := fs.Int("loops", 0, "number of event loops (overrides -multicore)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	_ = fs.Parse(os.Args[1:])
 
 	log := Logger(*level)
+	if *pprofAddr != "" {
+		go func() { log.Err(http.ListenAndServe(*pprofAddr, nil)).Msg(name + ": pprof server stopped") }()
+	}
 	c, err := codec.ByName(*codecF, *maxFrame)
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad -codec")
