@@ -98,6 +98,7 @@ func (srv *Server) Start() error {
 	}
 	go func() {
 		err := gnet.Run(srv, addr, gopts...)
+		srv.released()
 		srv.mu.Lock()
 		srv.runErr = err
 		srv.mu.Unlock()
@@ -145,12 +146,21 @@ func (srv *Server) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// gnet closed every connection on its loop before Run returned; this is
-	// the safety net for a session gnet never reported closed.
+	return nil
+}
+
+// released runs once the event loops have exited. gnet closed every
+// connection on its loop first; this is the safety net for a session it never
+// reported closed. gnet dropped the loops' queued flush tasks, so the Loops
+// release what they still hold.
+func (srv *Server) released() {
 	for _, s := range srv.mgr.Sessions() {
 		srv.mgr.Remove(s)
 	}
-	return nil
+	srv.loops.Range(func(_, l any) bool {
+		l.(*sessionmgr.Loop).Discard()
+		return true
+	})
 }
 
 // Run starts the server and stops it when ctx ends (for example on SIGINT,

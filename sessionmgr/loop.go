@@ -19,9 +19,9 @@ const (
 )
 
 // Coalescing: frames up to coalesceMax bytes are copied into the loop's
-// scratch so that a run of small frames is one iovec. The kernel's cost per
-// iovec dwarfs a copy of a few hundred bytes (BENCHMARKS.md has the
-// measurement); larger frames are written from the shared buffer itself.
+// scratch so that a run of small frames is one iovec: the kernel's cost per
+// iovec is far above a copy of a few hundred bytes (BENCHMARKS.md). Larger
+// frames are written from the shared buffer itself.
 const (
 	coalesceMax = 512
 	scratchSize = 64 << 10
@@ -32,28 +32,43 @@ type Executor interface {
 	Execute(ctx context.Context, r gnet.Runnable) error
 }
 
-// Loop is herald's side of one gnet event loop: the sessions on it that have
-// frames waiting, and the memory its writes reuse. Sessions on a loop are
-// only ever written from that loop's goroutine, one at a time, which is what
-// keeps at most one write in flight per session.
+// Loop is herald's side of one gnet event loop. Every frame for a session on
+// this loop passes through the Loop's queue, in the order it was sent; only
+// the loop's goroutine writes to its sessions, so there is at most one write
+// in flight per session and the per-recipient work of a broadcast (queueing,
+// writing, releasing) is done by the loop that owns the recipient, without
+// locks or atomics.
 //
-// A Send from any goroutine registers its session here (once, until it is
-// flushed) and arms one Execute task for the whole loop; the task writes
-// every registered session with one writev each. Many Sends, to many
-// sessions, between two turns of the loop cost one task.
+// A broadcast costs one queue push per loop that has recipients, whatever
+// their number, and holds one buffer reference per loop. A push arms one
+// Execute task for the loop, unless one is armed already or the loop is
+// inside a handler callback (it drains the queue when the callback returns).
 type Loop struct {
 	exec Executor // fixed
 
 	armed atomic.Bool // a flush task is queued on the loop
+	busy  atomic.Bool // a handler callback runs on the loop; it drains after
 
-	mu    sync.Mutex // guards dirty
-	dirty []*Session // registered sessions, each once (Session.registered)
+	mu      sync.Mutex // guards queue and stopped
+	queue   []item
+	stopped bool // Discard ran: pushes release their buffer at once
 
 	// Owned by the event loop goroutine.
-	spare   []*Session
+	spare   []item
+	dirty   []*Session           // sessions with pending frames, or flushed since the last Run
+	waiting int                  // sessions in dirty whose pending is not empty
+	held    []*sendbuffer.Buffer // one reference per drained item, released once every dirty session is written
 	scratch []byte
 	iov     [][]byte
-	bufs    []*sendbuffer.Buffer
+	batch   []*sendbuffer.Buffer
+}
+
+// item is one pushed frame: for one session (s) or for the loop's members of
+// a broadcast (to, a shared read-only snapshot). It holds one reference.
+type item struct {
+	b  *sendbuffer.Buffer
+	s  *Session
+	to []*Session
 }
 
 // NewLoop returns the Loop for the event loop exec runs tasks on.
@@ -61,99 +76,194 @@ func NewLoop(exec Executor) *Loop {
 	return &Loop{exec: exec, scratch: make([]byte, scratchSize)}
 }
 
-// register queues s for the loop's next flush and arms the flush task.
-// Any goroutine; the caller has won s.registered.
-func (l *Loop) register(s *Session) {
+// push queues it and makes sure the loop will drain it. Any goroutine; it
+// takes over the item's reference.
+func (l *Loop) push(it item) {
 	l.mu.Lock()
-	l.dirty = append(l.dirty, s)
+	if l.stopped {
+		l.mu.Unlock()
+		it.b.Release()
+		return
+	}
+	l.queue = append(l.queue, it)
 	l.mu.Unlock()
+	// The push above comes before these loads, and the loop clears busy and
+	// armed before it takes the queue: either we see a flag clear and arm,
+	// or the loop sees our item. No wake-up is lost.
+	if !l.busy.Load() {
+		l.arm()
+	}
+}
+
+// arm queues the flush task unless it is queued already.
+func (l *Loop) arm() {
 	if l.armed.CompareAndSwap(false, true) {
 		if err := l.exec.Execute(context.Background(), l); err != nil {
-			// The engine is stopping: its close of every connection
-			// releases what the sessions queued.
+			// The engine is stopping; Discard releases what is queued.
 			l.armed.Store(false)
 		}
 	}
 }
 
-// Run is the flush task: it writes every registered session. gnet runs it on
-// the event loop; it is exported to satisfy gnet.Runnable.
+// Run is the flush task: it drains the queue, writes every session with
+// pending frames, and releases the drained buffers. gnet runs it on the
+// event loop; it is exported to satisfy gnet.Runnable.
 func (l *Loop) Run(context.Context) error {
-	// Disarm before taking the list: a session registered after the swap
-	// arms a new task, so none is left waiting.
 	l.armed.Store(false)
-	l.mu.Lock()
-	list := l.dirty
-	l.dirty = l.spare[:0]
-	l.mu.Unlock()
-	for i, s := range list {
-		// Clear before writing: a Send after this point registers again.
-		s.registered.Store(false)
-		l.Flush(s)
-		list[i] = nil
+	l.drain()
+	for i, s := range l.dirty {
+		l.flush(s)
+		s.inDirty = false
+		l.dirty[i] = nil
 	}
-	l.spare = list[:0]
+	l.dirty = l.dirty[:0]
+	l.releaseHeld()
 	return nil
 }
 
-// Flush writes everything queued for s. It must run on s's event loop; the
-// server calls it when a handler callback for s returns.
-func (l *Loop) Flush(s *Session) {
-	for {
-		s.mu.Lock()
-		if !s.fill(l) {
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		l.coalesce()
-		_, err := s.conn.Writev(l.iov)
-		frames, bytes := len(l.bufs), l.release()
-		if err != nil {
-			return // gnet closed the connection; OnClose released the queue
-		}
-		s.sent(frames, bytes)
+// enter and leave bracket a handler callback for s on the loop (see
+// Session.EnterCallback). leave drains what the callback sent, writes s at
+// once, and leaves the other sessions to the flush task.
+func (l *Loop) enter() { l.busy.Store(true) }
+
+func (l *Loop) leave(s *Session) {
+	l.busy.Store(false)
+	l.drain()
+	l.flush(s)
+	if l.waiting > 0 {
+		l.arm()
+		return
 	}
+	// Nobody else waits: the drained buffers are written everywhere.
+	for i, d := range l.dirty {
+		d.inDirty = false
+		l.dirty[i] = nil
+	}
+	l.dirty = l.dirty[:0]
+	l.releaseHeld()
 }
 
-// coalesce builds l.iov for l.bufs: runs of small frames are copied into the
-// scratch and become one iovec; large frames are referenced in place. gnet
-// writes the iovecs or copies what the socket does not take before Writev
-// returns, so the scratch and the buffers are free again right after.
-func (l *Loop) coalesce() {
+// drain moves the queue into the recipients' pending lists. On the loop.
+func (l *Loop) drain() {
+	l.mu.Lock()
+	q := l.queue
+	l.queue = l.spare[:0]
+	l.mu.Unlock()
+	for i, it := range q {
+		l.held = append(l.held, it.b)
+		if it.s != nil {
+			l.enqueue(it.s, it.b)
+		} else {
+			for _, s := range it.to {
+				l.enqueue(s, it.b)
+			}
+		}
+		q[i] = item{}
+	}
+	l.spare = q[:0]
+}
+
+// enqueue appends b to s's pending frames. On the loop.
+func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
+	if s.closed.Load() {
+		return
+	}
+	if len(s.pending) == 0 {
+		l.waiting++
+		if !s.inDirty {
+			s.inDirty = true
+			l.dirty = append(l.dirty, s)
+		}
+	}
+	s.pending = append(s.pending, b)
+	s.pendingBytes += b.Len()
+	s.queued.Store(int64(s.pendingBytes))
+}
+
+// flush writes s's pending frames, in batches of at most MaxBatchSlices
+// buffers and about MaxBatchBytes. gnet writes each batch or copies what the
+// socket does not take into its outbound buffer before Writev returns, so
+// the scratch is free again at once. On the loop.
+func (l *Loop) flush(s *Session) {
+	if len(s.pending) == 0 {
+		return
+	}
+	l.waiting--
+	rest := s.pending
+	for len(rest) > 0 && !s.closed.Load() {
+		n, bytes := 0, 0
+		for n < len(rest) && n < MaxBatchSlices && (n == 0 || bytes+rest[n].Len() <= MaxBatchBytes) {
+			bytes += rest[n].Len()
+			n++
+		}
+		l.coalesce(rest[:n])
+		_, err := s.conn.Writev(l.iov)
+		clear(l.iov)
+		l.iov = l.iov[:0]
+		if err != nil {
+			break // gnet closed the connection; OnClose marked s closed
+		}
+		s.sent(n, bytes)
+		s.pendingDone += n
+		s.pendingBytes -= bytes
+		rest = rest[n:]
+	}
+	clear(s.pending)
+	s.pending, s.pendingBytes, s.pendingDone = s.pending[:0], 0, 0
+	s.queued.Store(0)
+}
+
+// coalesce builds l.iov for bufs: runs of small frames are copied into the
+// scratch and become one iovec; large frames are referenced in place.
+func (l *Loop) coalesce(bufs []*sendbuffer.Buffer) {
 	used := 0
-	for _, b := range l.bufs {
+	run := false // the last iovec is a scratch run ending at used
+	for _, b := range bufs {
 		p := b.Bytes()
 		if len(p) > coalesceMax || used+len(p) > len(l.scratch) {
 			l.iov = append(l.iov, p)
+			run = false
 			continue
 		}
 		n := copy(l.scratch[used:], p)
-		if k := len(l.iov) - 1; k >= 0 && used > 0 && isTail(l.iov[k], l.scratch[:used]) {
+		if run {
+			k := len(l.iov) - 1
 			l.iov[k] = l.scratch[used-len(l.iov[k]) : used+n]
 		} else {
 			l.iov = append(l.iov, l.scratch[used:used+n])
+			run = true
 		}
 		used += n
 	}
 }
 
-// isTail reports whether v ends exactly where used does, so v can grow.
-func isTail(v, used []byte) bool {
-	return len(v) > 0 && len(v) <= len(used) && &v[len(v)-1] == &used[len(used)-1]
+// releaseHeld drops the loop's references to the drained buffers. On the
+// loop, once no session still has them pending.
+func (l *Loop) releaseHeld() {
+	for i, b := range l.held {
+		b.Release()
+		l.held[i] = nil
+	}
+	l.held = l.held[:0]
 }
 
-// release drops the batch's references, clears it for reuse and returns
-// its size in bytes.
-func (l *Loop) release() (bytes int) {
-	for i, b := range l.bufs {
-		bytes += b.Len()
-		b.Release()
-		l.bufs[i] = nil
+// Discard releases every buffer the Loop still holds and makes later pushes
+// release theirs at once. The server calls it after the engine has stopped
+// (gnet drops queued tasks then, so no flush will come); it must not run
+// while the loop is running.
+func (l *Loop) Discard() {
+	l.mu.Lock()
+	l.stopped = true
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, it := range q {
+		it.b.Release()
 	}
-	for i := range l.iov {
-		l.iov[i] = nil
+	for _, s := range l.dirty {
+		clear(s.pending)
+		s.pending, s.pendingBytes, s.inDirty = s.pending[:0], 0, false
 	}
-	l.bufs, l.iov = l.bufs[:0], l.iov[:0]
-	return bytes
+	l.dirty, l.waiting = nil, 0
+	l.releaseHeld()
 }

@@ -157,40 +157,64 @@ func (g *Group) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
 	g.set.multicast(b, keep)
 }
 
-// sessionSet is a copy-on-write list of sessions: writers (under the
-// Manager's mu) replace the slice, broadcasters read it without a lock.
+// sessionSet is a copy-on-write membership list: writers (under the
+// Manager's mu) replace the snapshot, broadcasters read it without a lock.
 type sessionSet struct {
-	list atomic.Pointer[[]*Session]
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is an immutable membership list, also grouped by event loop so
+// that a broadcast is one push per loop.
+type snapshot struct {
+	all    []*Session
+	byLoop []loopMembers
+}
+
+type loopMembers struct {
+	loop     *Loop
+	sessions []*Session
 }
 
 func (ss *sessionSet) load() []*Session {
-	if p := ss.list.Load(); p != nil {
-		return *p
+	if p := ss.snap.Load(); p != nil {
+		return p.all
 	}
 	return nil
 }
 
 // add and remove are called with the Manager's mu held.
 func (ss *sessionSet) add(s *Session) {
-	next := append(slices.Clip(ss.load()), s)
-	ss.list.Store(&next)
+	ss.store(append(slices.Clone(ss.load()), s))
 }
 
 func (ss *sessionSet) remove(s *Session) {
 	cur := ss.load()
-	i := slices.Index(cur, s)
-	if i < 0 {
-		return
+	if i := slices.Index(cur, s); i >= 0 {
+		ss.store(slices.Delete(slices.Clone(cur), i, i+1))
 	}
-	next := slices.Delete(slices.Clone(cur), i, i+1)
-	ss.list.Store(&next)
 }
 
+func (ss *sessionSet) store(all []*Session) {
+	snap := &snapshot{all: all}
+	for _, s := range all {
+		i := slices.IndexFunc(snap.byLoop, func(m loopMembers) bool { return m.loop == s.loop })
+		if i < 0 {
+			snap.byLoop = append(snap.byLoop, loopMembers{loop: s.loop})
+			i = len(snap.byLoop) - 1
+		}
+		snap.byLoop[i].sessions = append(snap.byLoop[i].sessions, s)
+	}
+	ss.snap.Store(snap)
+}
+
+// broadcast hands b to every member's loop, one push and one reference per
+// loop, and takes over the caller's reference.
 func (ss *sessionSet) broadcast(b *sendbuffer.Buffer) {
-	list := ss.load()
-	b.RetainN(len(list))
-	for _, s := range list {
-		_ = s.Send(b) // a closed session releases its reference
+	if snap := ss.snap.Load(); snap != nil {
+		b.RetainN(len(snap.byLoop))
+		for _, m := range snap.byLoop {
+			m.loop.push(item{b: b, to: m.sessions})
+		}
 	}
 	b.Release()
 }

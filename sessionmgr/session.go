@@ -2,7 +2,6 @@ package sessionmgr
 
 import (
 	"net"
-	"sync"
 	"sync/atomic"
 
 	"github.com/herald-mmo/herald/sendbuffer"
@@ -19,8 +18,8 @@ type Conn interface {
 
 var _ Conn = gnet.Conn(nil)
 
-// Session is one connection's sending side: a FIFO queue of shared buffers,
-// written by its event loop's Loop.
+// Session is one connection's sending side. Its frames pass through its
+// event loop's Loop, which alone writes them.
 //
 // Send, Close, CloseWith, ID, RemoteAddr, Manager, Context, SetContext,
 // Stats and Queued are safe from any goroutine.
@@ -32,13 +31,8 @@ type Session struct {
 	mgr    *Manager
 	loop   *Loop
 
-	// registered is the seed's "send registered" flag: true from the Send
-	// that put the session on its Loop's list until the flush takes it off.
-	registered atomic.Bool
-	// inCallback is true while the server runs a handler callback for this
-	// session on its loop; the server flushes the session when it returns,
-	// so a Send meanwhile needs no flush task.
-	inCallback atomic.Bool
+	closed atomic.Bool // set once, on the loop, when gnet reports the close
+	queued atomic.Int64
 
 	ctx    atomic.Value                // user value
 	reason atomic.Pointer[closeReason] // first CloseWith reason
@@ -46,13 +40,13 @@ type Session struct {
 	sentFrames atomic.Uint64
 	sentBytes  atomic.Uint64
 
-	// Guarded by mu.
-	mu     sync.Mutex
-	queue  []*sendbuffer.Buffer // queue[head:] waits to be written
-	head   int
-	queued int  // bytes in queue[head:]
-	closed bool // no more sends; queue released
-	groups []*Group
+	// Owned by the loop goroutine.
+	pending      []*sendbuffer.Buffer // drained, not yet written (the Loop holds the references)
+	pendingBytes int                  // of pending[pendingDone:]
+	pendingDone  int                  // pending[:pendingDone] are written (during a flush)
+	inDirty      bool
+
+	groups []*Group // guarded by the Manager's mu
 }
 
 // ID returns the session's id, unique within its Manager.
@@ -82,54 +76,34 @@ func (s *Session) Stats() (frames, bytes uint64) {
 	return s.sentFrames.Load(), s.sentBytes.Load()
 }
 
-// Queued reports the bytes waiting in the session's own queue (not yet handed
-// to gnet).
-func (s *Session) Queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.queued
-}
+// Queued reports the bytes the loop has taken for this session and not yet
+// handed to gnet.
+func (s *Session) Queued() int { return int(s.queued.Load()) }
 
 // Send queues b for this session and takes over one reference to it: the
 // caller must not Release the reference it passed (Retain first to keep one).
 // Send never blocks and never copies b. If the session is closed, Send
 // releases the reference and returns ErrSessionClosed.
 //
-// Frames sent from one goroutine go out in the order of the Send calls.
+// Frames sent from one goroutine go out in the order of the Send (and
+// Broadcast) calls.
 func (s *Session) Send(b *sendbuffer.Buffer) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if s.closed.Load() {
 		b.Release()
 		return ErrSessionClosed
 	}
-	s.queue = append(s.queue, b)
-	s.queued += b.Len()
-	s.mu.Unlock()
-	// The queue push above comes before these loads; the flushers clear
-	// the flags before they look at the queue. So either we see a flag
-	// clear and register, or the flusher sees our buffer: no lost wake-up.
-	if s.inCallback.Load() {
-		return nil
-	}
-	if s.registered.CompareAndSwap(false, true) {
-		s.loop.register(s)
-	}
+	s.loop.push(item{b: b, s: s})
 	return nil
 }
 
 // EnterCallback and LeaveCallback bracket a handler callback for s on its
-// event loop: Sends meanwhile only queue, and LeaveCallback writes them
-// at once, so a reply goes out without a round through the loop's task
-// queue. For the server; must be called on s's loop.
-func (s *Session) EnterCallback() { s.inCallback.Store(true) }
+// event loop: what the callback sends is queued, and LeaveCallback writes
+// s's frames at once, so a reply needs no round through the loop's task
+// queue. For the server; both must be called on s's loop.
+func (s *Session) EnterCallback() { s.loop.enter() }
 
-// LeaveCallback ends a callback begun by EnterCallback and writes what
-// queued. See EnterCallback.
-func (s *Session) LeaveCallback() {
-	s.inCallback.Store(false)
-	s.loop.Flush(s)
-}
+// LeaveCallback ends a callback begun by EnterCallback. See EnterCallback.
+func (s *Session) LeaveCallback() { s.loop.leave(s) }
 
 // Close asks gnet to close the connection. The session's queue is released
 // when gnet reports the close (OnClose), on the event loop.
@@ -161,31 +135,6 @@ func (s *Session) CloseReason() error {
 
 type closeReason struct{ err error }
 
-// fill moves up to MaxBatchSlices buffers and about MaxBatchBytes from the
-// queue into l.bufs and reports whether it moved any (always at least one
-// when the queue is not empty). Caller holds mu, on the session's loop.
-func (s *Session) fill(l *Loop) bool {
-	if s.closed || s.head == len(s.queue) {
-		return false
-	}
-	bytes := 0
-	for s.head < len(s.queue) && len(l.bufs) < MaxBatchSlices {
-		b := s.queue[s.head]
-		if len(l.bufs) > 0 && bytes+b.Len() > MaxBatchBytes {
-			break
-		}
-		s.queue[s.head] = nil
-		s.head++
-		l.bufs = append(l.bufs, b)
-		bytes += b.Len()
-	}
-	s.queued -= bytes
-	if s.head == len(s.queue) {
-		s.queue, s.head = s.queue[:0], 0
-	}
-	return true
-}
-
 // sent counts a written batch and reports it to OnSend. On the loop.
 func (s *Session) sent(frames, bytes int) {
 	s.sentFrames.Add(uint64(frames))
@@ -195,21 +144,13 @@ func (s *Session) sent(frames, bytes int) {
 	}
 }
 
-// closeQueue marks the session closed and releases everything it still
-// queues. It returns the frames and bytes that were never sent. Idempotent.
+// closeQueue marks the session closed: later Sends are refused and the loop
+// skips it. It returns the frames and bytes the loop had taken for it and
+// not yet written. On the loop (or once the engine has stopped).
+// Idempotent.
 func (s *Session) closeQueue() (frames, bytes int) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if s.closed.Swap(true) {
 		return 0, 0
 	}
-	s.closed = true
-	rest := s.queue[s.head:]
-	frames, bytes = len(rest), s.queued
-	s.queue, s.head, s.queued = nil, 0, 0
-	s.mu.Unlock()
-	for _, b := range rest {
-		b.Release()
-	}
-	return frames, bytes
+	return len(s.pending) - s.pendingDone, s.pendingBytes
 }
