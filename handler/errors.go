@@ -14,4 +14,11 @@ var (
 	ErrClosedByServer = errors.New("herald/handler: closed by server")
 	// ErrServerStarted: Start was called twice.
 	ErrServerStarted = errors.New("herald/handler: server already started")
+	// ErrIdle: the session sent nothing for the idle timeout.
+	ErrIdle = errors.New("herald/handler: idle timeout")
+	// ErrFrameTimeout: the session started a frame and did not finish it
+	// within the frame timeout.
+	ErrFrameTimeout = errors.New("herald/handler: frame not completed in time")
+	// ErrBadOption: an Option's value is invalid.
+	ErrBadOption = errors.New("herald/handler: invalid option")
 )

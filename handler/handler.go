@@ -45,6 +45,15 @@ type Handler interface {
 	OnSend(s *sessionmgr.Session, n int)
 }
 
+// WritabilityHandler is implemented by a Handler that wants to know when a
+// session crosses its watermarks (see sessionmgr.Limits): writable false at
+// the high watermark, when content code should stop producing for it (herald
+// holds and conflates its frames meanwhile), true again at the low one.
+// Called on the session's event loop.
+type WritabilityHandler interface {
+	OnWritabilityChanged(s *sessionmgr.Session, writable bool)
+}
+
 // Base implements every Handler method as a no-op; embed it.
 type Base struct{}
 

@@ -1,7 +1,10 @@
 package handler
 
 import (
+	"time"
+
 	"github.com/herald-mmo/herald/codec"
+	"github.com/herald-mmo/herald/sessionmgr"
 	"github.com/rs/zerolog"
 )
 
@@ -9,18 +12,25 @@ import (
 type Option func(*options)
 
 type options struct {
-	addr      string
-	codec     codec.Codec
-	multicore bool
-	loops     int
-	log       zerolog.Logger
+	addr         string
+	codec        codec.Codec
+	multicore    bool
+	loops        int
+	log          zerolog.Logger
+	limits       sessionmgr.Limits
+	maxConns     int
+	idleTimeout  time.Duration
+	frameTimeout time.Duration
+	tick         time.Duration
 }
 
 func defaultOptions() options {
 	return options{
-		addr:  "127.0.0.1:7001",
-		codec: codec.Packet(0),
-		log:   zerolog.Nop(),
+		addr:   "127.0.0.1:7001",
+		codec:  codec.Packet(0),
+		log:    zerolog.Nop(),
+		limits: sessionmgr.DefaultLimits(),
+		tick:   100 * time.Millisecond,
 	}
 }
 
@@ -40,3 +50,24 @@ func WithLoops(n int) Option { return func(o *options) { o.loops = n } }
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithLimits sets the per-session pending-bytes limits: watermarks and the
+// hard limit with its slow-consumer policy (default
+// sessionmgr.DefaultLimits).
+func WithLimits(l sessionmgr.Limits) Option { return func(o *options) { o.limits = l } }
+
+// WithMaxConns refuses connections beyond n open sessions (0: no limit).
+// Each refusal is logged and counted.
+func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
+
+// WithIdleTimeout closes a session that sends no bytes for d (0: never).
+func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleTimeout = d } }
+
+// WithFrameTimeout closes a session that starts a frame and does not finish
+// it within d (0: never), so a peer cannot park half a frame on the server.
+func WithFrameTimeout(d time.Duration) Option { return func(o *options) { o.frameTimeout = d } }
+
+// WithTick sets how often the server checks timeouts and re-checks
+// sessions whose bytes are still in gnet's outbound buffer (default 100 ms).
+// Timeouts are enforced with this granularity.
+func WithTick(d time.Duration) Option { return func(o *options) { o.tick = d } }

@@ -2,13 +2,14 @@ package handler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/sessionmgr"
@@ -33,6 +34,12 @@ type Server struct {
 	done   chan struct{} // closed when gnet.Run returns
 
 	loops sync.Map // gnet.EventLoop -> *sessionmgr.Loop
+	conns sync.Map // *conn -> struct{}: open sessions, for the ticker
+
+	draining      atomic.Bool // Stop has begun: refuse new connections
+	refused       atomic.Uint64
+	idleClosed    atomic.Uint64
+	frameTimeouts atomic.Uint64
 
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -43,11 +50,31 @@ type Server struct {
 
 var _ gnet.EventHandler = (*Server)(nil)
 
-// NewServer returns a Server that will call h.
-func NewServer(h Handler, opts ...Option) *Server {
+// conn is what the Server keeps in gnet.Conn's context.
+type conn struct {
+	s            *sessionmgr.Session
+	lastRecv     atomic.Int64 // unix nanoseconds of the last inbound bytes
+	partialSince atomic.Int64 // unix nanoseconds a partial frame began, or 0
+}
+
+// Stats are the server's running totals.
+type Stats struct {
+	Sessions      int    // open sessions
+	Refused       uint64 // connections refused over WithMaxConns or while stopping
+	IdleClosed    uint64 // sessions closed by WithIdleTimeout
+	FrameTimeouts uint64 // sessions closed by WithFrameTimeout
+	sessionmgr.Counters
+}
+
+// NewServer returns a Server that will call h, or an error if an option is
+// invalid.
+func NewServer(h Handler, opts ...Option) (*Server, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.codec == nil || o.tick <= 0 || o.maxConns < 0 || o.idleTimeout < 0 || o.frameTimeout < 0 {
+		return nil, fmt.Errorf("%w: need a codec, tick > 0, and no negative limit", ErrBadOption)
 	}
 	srv := &Server{
 		h:      h,
@@ -57,8 +84,29 @@ func NewServer(h Handler, opts ...Option) *Server {
 		booted: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	srv.mgr = sessionmgr.NewManager(sessionmgr.Config{OnSend: srv.onSend})
-	return srv
+	cfg := sessionmgr.Config{Limits: o.limits, OnSend: srv.onSend, OnSlow: srv.onSlow}
+	if wh, ok := h.(WritabilityHandler); ok {
+		cfg.OnWritable = func(s *sessionmgr.Session, w bool) {
+			srv.call(s, func() { wh.OnWritabilityChanged(s, w) })
+		}
+	}
+	mgr, err := sessionmgr.NewManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv.mgr = mgr
+	return srv, nil
+}
+
+// Stats returns the server's running totals.
+func (srv *Server) Stats() Stats {
+	return Stats{
+		Sessions:      srv.mgr.Len(),
+		Refused:       srv.refused.Load(),
+		IdleClosed:    srv.idleClosed.Load(),
+		FrameTimeouts: srv.frameTimeouts.Load(),
+		Counters:      srv.mgr.Counters(),
+	}
 }
 
 // Manager returns the server's session manager, for broadcasts and groups.
@@ -96,8 +144,13 @@ func (srv *Server) Start() error {
 		gnet.WithLogger(gnetLogger{srv.log}),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 	}
+	stopTicker := make(chan struct{})
+	tickerDone := make(chan struct{})
+	go srv.ticker(stopTicker, tickerDone)
 	go func() {
 		err := gnet.Run(srv, addr, gopts...)
+		close(stopTicker)
+		<-tickerDone
 		srv.released()
 		srv.mu.Lock()
 		srv.runErr = err
@@ -122,10 +175,12 @@ func (srv *Server) Wait() error {
 	return srv.runErr
 }
 
-// Stop stops accepting, closes every session (OnDisconnected runs for each
-// with ErrClosedByServer) and waits for the event loops to exit, or for ctx
-// to end. Every SendBuffer reference held by a session is released, also
-// those of writes gnet dropped at shutdown.
+// Stop shuts the server down gracefully: it refuses new connections, lets
+// every session's pending frames drain to the peers until none is left or
+// ctx ends, then closes every session (OnDisconnected runs for each with
+// ErrClosedByServer) and waits for the event loops to exit. Frames still
+// pending then are dropped and counted (Stats().Unsent). Every SendBuffer
+// reference is released, also those of writes gnet dropped at shutdown.
 func (srv *Server) Stop(ctx context.Context) error {
 	srv.mu.Lock()
 	eng, started := srv.eng, srv.started
@@ -138,15 +193,92 @@ func (srv *Server) Stop(ctx context.Context) error {
 	case <-srv.done:
 		return srv.Wait()
 	}
-	if err := eng.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	srv.draining.Store(true)
+	srv.drain(ctx)
+	if err := eng.Stop(context.Background()); err != nil {
 		return fmt.Errorf("herald/handler: stop: %w", err)
 	}
-	select {
-	case <-srv.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	<-srv.done
 	return nil
+}
+
+// drain waits until no session has bytes pending, or ctx ends.
+func (srv *Server) drain(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		pending := 0
+		for _, s := range srv.mgr.Sessions() {
+			pending += s.Pending()
+		}
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			srv.log.Warn().Int("pending_bytes", pending).Msg("herald: drain deadline passed; closing with bytes pending")
+			return
+		case <-t.C:
+			srv.pollLoops()
+		}
+	}
+}
+
+// ticker enforces timeouts and re-checks owing sessions every tick until
+// stop closes.
+func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(srv.opts.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			srv.pollLoops()
+			srv.checkTimeouts(now.UnixNano())
+		}
+	}
+}
+
+func (srv *Server) pollLoops() {
+	srv.loops.Range(func(_, l any) bool {
+		l.(*sessionmgr.Loop).Poll()
+		return true
+	})
+}
+
+// checkTimeouts closes sessions idle past WithIdleTimeout and sessions with
+// a frame unfinished past WithFrameTimeout.
+func (srv *Server) checkTimeouts(now int64) {
+	idle, frame := int64(srv.opts.idleTimeout), int64(srv.opts.frameTimeout)
+	if idle == 0 && frame == 0 {
+		return
+	}
+	srv.conns.Range(func(k, _ any) bool {
+		st := k.(*conn)
+		switch {
+		case idle > 0 && now-st.lastRecv.Load() > idle:
+			srv.idleClosed.Add(1)
+			srv.closeFor(st.s, ErrIdle)
+		case frame > 0 && st.partialSince.Load() != 0 && now-st.partialSince.Load() > frame:
+			srv.frameTimeouts.Add(1)
+			srv.closeFor(st.s, ErrFrameTimeout)
+		}
+		return true
+	})
+}
+
+// closeFor logs and closes s for reason.
+func (srv *Server) closeFor(s *sessionmgr.Session, reason error) {
+	srv.log.Warn().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).Err(reason).Msg("herald: closing session")
+	_ = s.CloseWith(reason)
+}
+
+// onSlow is the Manager's OnSlow hook: one log line per slow session.
+func (srv *Server) onSlow(s *sessionmgr.Session, reason error) {
+	srv.log.Warn().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).Err(reason).
+		Int("pending_bytes", s.Pending()).Msg("herald: slow consumer")
 }
 
 // released runs once the event loops have exited. gnet closed every
@@ -163,9 +295,10 @@ func (srv *Server) released() {
 	})
 }
 
-// Run starts the server and stops it when ctx ends (for example on SIGINT,
-// with signal.NotifyContext).
-func (srv *Server) Run(ctx context.Context) error {
+// Run starts the server and, when ctx ends (for example on SIGINT, with
+// signal.NotifyContext), stops it, giving pending frames up to drain to
+// reach the peers (see Stop).
+func (srv *Server) Run(ctx context.Context, drain time.Duration) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -174,8 +307,14 @@ func (srv *Server) Run(ctx context.Context) error {
 	case <-srv.done:
 		return srv.Wait()
 	}
-	srv.log.Info().Msg("herald: stopping")
-	return srv.Stop(context.Background())
+	srv.log.Info().Dur("drain", drain).Msg("herald: stopping")
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := srv.Stop(dctx)
+	st := srv.Stats()
+	srv.log.Info().Uint64("unsent_frames", st.Unsent).Uint64("slow_disconnects", st.SlowDisconnects).
+		Uint64("dropped_frames", st.Dropped).Uint64("refused", st.Refused).Msg("herald: stopped")
+	return err
 }
 
 // OnBoot records the engine and the bound address. gnet calls it once.
@@ -211,10 +350,20 @@ func boundAddr(eng gnet.Engine) (net.Addr, error) {
 	return nil, fmt.Errorf("herald/handler: unexpected listener address %T", sa)
 }
 
-// OnOpen makes the session, tells the handler and adds it to the Manager.
+// OnOpen makes the session, tells the handler and adds it to the Manager,
+// unless the server is full or stopping.
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if srv.draining.Load() || (srv.opts.maxConns > 0 && srv.mgr.Len() >= srv.opts.maxConns) {
+		srv.refused.Add(1)
+		srv.log.Warn().Stringer("remote", c.RemoteAddr()).Int("sessions", srv.mgr.Len()).
+			Bool("stopping", srv.draining.Load()).Msg("herald: refusing connection")
+		return nil, gnet.Close
+	}
 	s := srv.mgr.NewSession(c, srv.loop(c.EventLoop()))
-	c.SetContext(s)
+	st := &conn{s: s}
+	st.lastRecv.Store(time.Now().UnixNano())
+	c.SetContext(st)
+	srv.conns.Store(st, struct{}{})
 	s.EnterCallback()
 	ok := srv.call(s, func() { srv.h.OnConnected(s) })
 	s.LeaveCallback()
@@ -237,7 +386,10 @@ func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
 // OnTraffic decodes every complete frame gnet has buffered and hands each to
 // the handler. Frames alias gnet's buffer until Discard below.
 func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
-	s := c.Context().(*sessionmgr.Session)
+	st := c.Context().(*conn)
+	s := st.s
+	now := time.Now().UnixNano()
+	st.lastRecv.Store(now)
 	// Replies sent by the handler are written once, when all frames of this
 	// read are handled.
 	s.EnterCallback()
@@ -265,16 +417,24 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		// included: gnet treats n <= 0 as "all".
 		_, _ = c.Discard(off)
 	}
+	switch {
+	case off == len(in):
+		st.partialSince.Store(0)
+	case off > 0 || st.partialSince.Load() == 0:
+		st.partialSince.Store(now) // a new frame has begun
+	}
 	return gnet.None
 }
 
 // OnClose takes the session out of the Manager, releases what it still
 // queued, and tells the handler why it closed.
 func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
-	s, ok := c.Context().(*sessionmgr.Session)
+	st, ok := c.Context().(*conn)
 	if !ok {
-		return gnet.None
+		return gnet.None // refused in OnOpen
 	}
+	srv.conns.Delete(st)
+	s := st.s
 	reason := s.CloseReason()
 	if reason == nil {
 		reason = err

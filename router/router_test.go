@@ -19,6 +19,7 @@ type closeRecorder struct{ closed int }
 
 func (c *closeRecorder) Writev([][]byte) (int, error) { return 0, nil }
 func (c *closeRecorder) Close() error                 { c.closed++; return nil }
+func (c *closeRecorder) OutboundBuffered() int        { return 0 }
 func (c *closeRecorder) RemoteAddr() net.Addr         { return &net.TCPAddr{} }
 
 func TestDispatch(t *testing.T) {
@@ -45,7 +46,11 @@ func TestDispatch(t *testing.T) {
 				r.Fallback(tt.fallback(r))
 			}
 			conn := &closeRecorder{}
-			s := sessionmgr.NewManager(sessionmgr.Config{}).NewSession(conn, nil)
+			mgr, err := sessionmgr.NewManager(sessionmgr.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := mgr.NewSession(conn, nil)
 			r.Dispatch(s, codec.Frame{ID: tt.id})
 
 			if len(called) != len(tt.wantCalled) || (len(called) > 0 && called[0] != tt.wantCalled[0]) {

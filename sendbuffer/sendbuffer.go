@@ -40,6 +40,7 @@ type Buffer struct {
 	refs  atomic.Int32
 	buf   []byte // len is the filled part; cap is the class size
 	class int8   // pool index, or -1 when unpooled
+	key   uint64 // conflation key, 0 for none
 	stack string // debug mode: where Get was called
 }
 
@@ -81,6 +82,7 @@ func classSize(c int) int { return 1 << (minClassShift + classStep*c) }
 func Get(n int) *Buffer {
 	b := get(n)
 	b.refs.Store(1)
+	b.key = 0
 	live.Add(1)
 	if debug.Load() {
 		b.stack = callers()
@@ -158,6 +160,15 @@ func (b *Buffer) Release() {
 		pools[b.class].Put(b)
 	}
 }
+
+// SetKey gives the frame a conflation key (for example entity id and update
+// kind): while a slow session still queues a frame with the same non-zero
+// key, the newer frame replaces it there, so the session gets the latest
+// state instead of every intermediate one. Set it before the buffer is sent.
+func (b *Buffer) SetKey(key uint64) { b.key = key }
+
+// Key returns the conflation key set by SetKey, or 0.
+func (b *Buffer) Key() uint64 { return b.key }
 
 // Refs reports the current reference count. It is meant for tests and
 // diagnostics: the value may change as soon as it is read.

@@ -2,6 +2,17 @@ package sessionmgr
 
 import "errors"
 
-// ErrSessionClosed is returned by Send on a session whose connection has
-// closed; the buffer reference passed to Send has been released.
-var ErrSessionClosed = errors.New("herald/sessionmgr: session closed")
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrSessionClosed is returned by Send on a session whose connection
+	// has closed; the buffer reference passed to Send has been released.
+	ErrSessionClosed = errors.New("herald/sessionmgr: session closed")
+	// ErrSlowConsumer is the close reason of a session whose pending bytes
+	// passed Limits.MaxPending under the Disconnect policy.
+	ErrSlowConsumer = errors.New("herald/sessionmgr: slow consumer: pending bytes over the limit")
+	// ErrFramesDropped is reported (Config.OnSlow) when the Drop policy
+	// first drops a frame for a session.
+	ErrFramesDropped = errors.New("herald/sessionmgr: slow consumer: dropping frames over the limit")
+	// ErrBadConfig: invalid Limits.
+	ErrBadConfig = errors.New("herald/sessionmgr: invalid config")
+)

@@ -46,8 +46,9 @@ type Executor interface {
 type Loop struct {
 	exec Executor // fixed
 
-	armed atomic.Bool // a flush task is queued on the loop
-	busy  atomic.Bool // a handler callback runs on the loop; it drains after
+	armed atomic.Bool  // a flush task is queued on the loop
+	busy  atomic.Bool  // a handler callback runs on the loop; it drains after
+	nowing atomic.Int32 // len(owing)
 
 	mu      sync.Mutex // guards queue and stopped
 	queue   []item
@@ -57,10 +58,38 @@ type Loop struct {
 	spare   []item
 	dirty   []*Session           // sessions with pending frames, or flushed since the last Run
 	waiting int                  // sessions in dirty whose pending is not empty
+	owing   []*Session           // sessions with bytes still pending after a flush, re-checked by Poll
 	held    []*sendbuffer.Buffer // one reference per drained item, released once every dirty session is written
 	scratch []byte
 	iov     [][]byte
 	batch   []*sendbuffer.Buffer
+}
+
+// Poll arms a task that re-checks the sessions that still had bytes pending
+// after their last flush: gnet drains its outbound buffer without telling
+// anyone, so an unwritable session that went quiet would otherwise wait for
+// its next frame to become writable again, and Pending would stay stale.
+// The server calls it from a ticker. Any goroutine.
+func (l *Loop) Poll() {
+	if l.nowing.Load() > 0 {
+		_ = l.exec.Execute(context.Background(), poll{l})
+	}
+}
+
+type poll struct{ l *Loop }
+
+// Run re-checks the owing sessions and keeps those that still owe. On the
+// loop.
+func (p poll) Run(context.Context) error {
+	l := p.l
+	list := l.owing
+	l.owing = nil
+	l.nowing.Store(0)
+	for _, s := range list {
+		s.owing = false
+		l.flush(s) // lists s again if it still owes
+	}
+	return nil
 }
 
 // item is one pushed frame: for one session (s) or for the loop's members of
@@ -163,63 +192,115 @@ func (l *Loop) drain() {
 	l.spare = q[:0]
 }
 
-// enqueue appends b to s's pending frames. On the loop.
+// enqueue appends b to s's pending frames, or holds it if s is unwritable.
+// On the loop.
 func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 	if s.closed.Load() {
 		return
 	}
-	if len(s.pending) == 0 {
-		l.waiting++
-		if !s.inDirty {
-			s.inDirty = true
-			l.dirty = append(l.dirty, s)
-		}
+	e := entry{b: b, key: b.Key()}
+	if !s.inDirty {
+		s.inDirty = true
+		l.dirty = append(l.dirty, s)
 	}
-	s.pending = append(s.pending, b)
-	s.pendingBytes += b.Len()
-	s.queued.Store(int64(s.pendingBytes))
-}
-
-// flush writes s's pending frames, in batches of at most MaxBatchSlices
-// buffers and about MaxBatchBytes. gnet writes each batch or copies what the
-// socket does not take into its outbound buffer before Writev returns, so
-// the scratch is free again at once. On the loop.
-func (l *Loop) flush(s *Session) {
-	if len(s.pending) == 0 {
+	if !s.writable.Load() || len(s.backlog) > 0 {
+		s.hold(e)
 		return
 	}
-	l.waiting--
-	rest := s.pending
-	for len(rest) > 0 && !s.closed.Load() {
-		n, bytes := 0, 0
-		for n < len(rest) && n < MaxBatchSlices && (n == 0 || bytes+rest[n].Len() <= MaxBatchBytes) {
-			bytes += rest[n].Len()
-			n++
+	if len(s.pending) == 0 {
+		l.waiting++
+	}
+	s.pending = append(s.pending, e)
+	s.pendingBytes += b.Len()
+}
+
+// flush hands s's frames to gnet: first what it held, then what is pending,
+// in batches of at most MaxBatchSlices buffers and about MaxBatchBytes,
+// until gnet's outbound buffer for s reaches the high watermark; what is
+// left is held. gnet writes each batch or copies what the socket does not
+// take before Writev returns, so the scratch is free again at once. On the
+// loop.
+func (l *Loop) flush(s *Session) {
+	if len(s.pending) > 0 {
+		l.waiting--
+	}
+	if !s.closed.Load() {
+		lim := &s.mgr.cfg.Limits
+		s.outbound = s.conn.OutboundBuffered()
+		if !s.writable.Load() && s.outbound <= lim.LowWatermark {
+			s.setWritable(true)
 		}
-		l.coalesce(rest[:n])
+		if s.writable.Load() && len(s.backlog) > 0 {
+			n, bytes := l.write(s, s.backlog, false)
+			if !s.closed.Load() {
+				for i := range s.backlog[:n] {
+					s.backlog[i].b.Release()
+				}
+				k := copy(s.backlog, s.backlog[n:])
+				clear(s.backlog[k:])
+				s.backlog = s.backlog[:k]
+				s.backlogBytes -= bytes
+			}
+		}
+		rest := s.pending
+		if s.writable.Load() && len(s.backlog) == 0 {
+			n, _ := l.write(s, rest, true)
+			rest = rest[n:]
+		}
+		if !s.closed.Load() {
+			for _, e := range rest {
+				s.hold(e)
+			}
+			if s.outbound >= lim.HighWatermark {
+				s.setWritable(false)
+			}
+			if (s.outbound > 0 || len(s.backlog) > 0) && !s.owing {
+				s.owing = true
+				l.owing = append(l.owing, s)
+				l.nowing.Store(int32(len(l.owing)))
+			}
+		}
+	}
+	clear(s.pending)
+	s.pending, s.pendingBytes, s.pendingDone = s.pending[:0], 0, 0
+	s.publish()
+}
+
+// write writes entries from list (s.pending if pending, else s.backlog)
+// until all are written, gnet's outbound buffer reaches the high watermark,
+// or the connection fails. It returns how many entries and bytes it wrote.
+func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
+	high := s.mgr.cfg.Limits.HighWatermark
+	for n < len(list) && s.outbound < high && !s.closed.Load() {
+		k, kb := 0, 0
+		for n+k < len(list) && k < MaxBatchSlices && (k == 0 || kb+list[n+k].b.Len() <= MaxBatchBytes) {
+			kb += list[n+k].b.Len()
+			k++
+		}
+		l.coalesce(list[n : n+k])
 		_, err := s.conn.Writev(l.iov)
 		clear(l.iov)
 		l.iov = l.iov[:0]
 		if err != nil {
-			break // gnet closed the connection; OnClose marked s closed
+			return n, bytes // gnet closed the connection; OnClose marked s closed
 		}
-		s.sent(n, bytes)
-		s.pendingDone += n
-		s.pendingBytes -= bytes
-		rest = rest[n:]
+		s.sent(k, kb)
+		n, bytes = n+k, bytes+kb
+		if pending {
+			s.pendingDone, s.pendingBytes = n, s.pendingBytes-kb
+		}
+		s.outbound = s.conn.OutboundBuffered()
 	}
-	clear(s.pending)
-	s.pending, s.pendingBytes, s.pendingDone = s.pending[:0], 0, 0
-	s.queued.Store(0)
+	return n, bytes
 }
 
 // coalesce builds l.iov for bufs: runs of small frames are copied into the
 // scratch and become one iovec; large frames are referenced in place.
-func (l *Loop) coalesce(bufs []*sendbuffer.Buffer) {
+func (l *Loop) coalesce(list []entry) {
 	used := 0
 	run := false // the last iovec is a scratch run ending at used
-	for _, b := range bufs {
-		p := b.Bytes()
+	for _, e := range list {
+		p := e.b.Bytes()
 		if len(p) > coalesceMax || used+len(p) > len(l.scratch) {
 			l.iov = append(l.iov, p)
 			run = false
@@ -264,6 +345,7 @@ func (l *Loop) Discard() {
 		clear(s.pending)
 		s.pending, s.pendingBytes, s.inDirty = s.pending[:0], 0, false
 	}
-	l.dirty, l.waiting = nil, 0
+	l.dirty, l.waiting, l.owing = nil, 0, nil
+	l.nowing.Store(0)
 	l.releaseHeld()
 }

@@ -8,12 +8,24 @@ import (
 	"github.com/herald-mmo/herald/sendbuffer"
 )
 
-// Config holds a Manager's settings. The zero value is usable.
+// Config holds a Manager's settings. Start from DefaultConfig.
 type Config struct {
+	// Limits bound each session's pending bytes.
+	Limits Limits
 	// OnSend, if set, is called on the session's event loop after each
 	// writev of n bytes has been handed to the socket.
 	OnSend func(s *Session, n int)
+	// OnWritable, if set, is called on the session's event loop when it
+	// crosses a watermark: false at the high one, true again at the low.
+	OnWritable func(s *Session, writable bool)
+	// OnSlow, if set, is called on the session's event loop the first time
+	// the session passes MaxPending, with ErrSlowConsumer (it is being
+	// disconnected) or ErrFramesDropped (Drop policy).
+	OnSlow func(s *Session, reason error)
 }
+
+// DefaultConfig returns a Config with DefaultLimits and no hooks.
+func DefaultConfig() Config { return Config{Limits: DefaultLimits()} }
 
 // Manager tracks live sessions and broadcasts to them. All methods are safe
 // from any goroutine.
@@ -24,6 +36,7 @@ type Config struct {
 type Manager struct {
 	cfg    Config // fixed after construction
 	nextID atomic.Uint64
+	counts counters
 
 	all sessionSet // every added session
 
@@ -32,15 +45,31 @@ type Manager struct {
 	groups map[string]*Group
 }
 
-// NewManager returns an empty Manager.
-func NewManager(cfg Config) *Manager {
-	return &Manager{cfg: cfg, byID: map[uint64]*Session{}, groups: map[string]*Group{}}
+// NewManager returns an empty Manager. It returns an error if cfg.Limits
+// are invalid.
+func NewManager(cfg Config) (*Manager, error) {
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, byID: map[uint64]*Session{}, groups: map[string]*Group{}}, nil
+}
+
+// Counters returns the Manager's running totals.
+func (m *Manager) Counters() Counters {
+	return Counters{
+		SlowDisconnects: m.counts.slowDisconnects.Load(),
+		Dropped:         m.counts.dropped.Load(),
+		Conflated:       m.counts.conflated.Load(),
+		Unsent:          m.counts.unsent.Load(),
+	}
 }
 
 // NewSession makes a session for conn, written by loop (the Loop of the
 // event loop conn belongs to), with a fresh id. It is not tracked until Add.
 func (m *Manager) NewSession(conn Conn, loop *Loop) *Session {
-	return &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m, loop: loop}
+	s := &Session{id: m.nextID.Add(1), conn: conn, remote: conn.RemoteAddr(), mgr: m, loop: loop}
+	s.writable.Store(true)
+	return s
 }
 
 // Add starts tracking s: it receives broadcasts and Get finds it.

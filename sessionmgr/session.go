@@ -8,10 +8,11 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// Conn is the part of gnet.Conn a Session uses. Writev is only called on the
-// connection's event loop.
+// Conn is the part of gnet.Conn a Session uses. Writev and OutboundBuffered
+// are only called on the connection's event loop.
 type Conn interface {
 	Writev(bs [][]byte) (int, error)
+	OutboundBuffered() int
 	Close() error
 	RemoteAddr() net.Addr
 }
@@ -31,8 +32,10 @@ type Session struct {
 	mgr    *Manager
 	loop   *Loop
 
-	closed atomic.Bool // set once, on the loop, when gnet reports the close
-	queued atomic.Int64
+	closed   atomic.Bool  // set once, on the loop, when gnet reports the close
+	writable atomic.Bool  // below the high watermark (see Limits)
+	queued   atomic.Int64 // pending bytes as of the loop's last look
+	dropped  atomic.Uint64
 
 	ctx    atomic.Value                // user value
 	reason atomic.Pointer[closeReason] // first CloseWith reason
@@ -41,10 +44,15 @@ type Session struct {
 	sentBytes  atomic.Uint64
 
 	// Owned by the loop goroutine.
-	pending      []*sendbuffer.Buffer // drained, not yet written (the Loop holds the references)
-	pendingBytes int                  // of pending[pendingDone:]
-	pendingDone  int                  // pending[:pendingDone] are written (during a flush)
+	pending      []entry // drained, not yet written (the Loop holds the references)
+	pendingBytes int     // of pending[pendingDone:]
+	pendingDone  int     // pending[:pendingDone] are written (during a flush)
+	backlog      []entry // held while unwritable; one reference each, owned here
+	backlogBytes int
+	outbound     int // gnet's outbound bytes at the loop's last look
 	inDirty      bool
+	owing        bool // listed in the Loop's owing list
+	slow         bool // has passed MaxPending at least once
 
 	groups []*Group // guarded by the Manager's mu
 }
@@ -76,9 +84,18 @@ func (s *Session) Stats() (frames, bytes uint64) {
 	return s.sentFrames.Load(), s.sentBytes.Load()
 }
 
-// Queued reports the bytes the loop has taken for this session and not yet
-// handed to gnet.
-func (s *Session) Queued() int { return int(s.queued.Load()) }
+// Pending reports the bytes pending for this session as of its loop's last
+// look: frames herald holds for it plus gnet's outbound buffer, which the
+// peer has not read yet. Limits bound it.
+func (s *Session) Pending() int { return int(s.queued.Load()) }
+
+// Writable reports whether the session is below its high watermark. While
+// it is not, herald holds its frames (and conflates keyed ones); content
+// code may stop producing for it (see Config.OnWritable).
+func (s *Session) Writable() bool { return s.writable.Load() }
+
+// Dropped reports how many frames the Drop policy dropped for this session.
+func (s *Session) Dropped() uint64 { return s.dropped.Load() }
 
 // Send queues b for this session and takes over one reference to it: the
 // caller must not Release the reference it passed (Retain first to keep one).
@@ -145,12 +162,16 @@ func (s *Session) sent(frames, bytes int) {
 }
 
 // closeQueue marks the session closed: later Sends are refused and the loop
-// skips it. It returns the frames and bytes the loop had taken for it and
-// not yet written. On the loop (or once the engine has stopped).
-// Idempotent.
+// skips it. It releases the frames held for it and returns the frames and
+// bytes taken for it and never written. On the loop (or once the engine
+// has stopped). Idempotent.
 func (s *Session) closeQueue() (frames, bytes int) {
 	if s.closed.Swap(true) {
 		return 0, 0
 	}
-	return len(s.pending) - s.pendingDone, s.pendingBytes
+	frames, bytes = s.releaseBacklog()
+	frames += len(s.pending) - s.pendingDone
+	bytes += s.pendingBytes
+	s.mgr.counts.unsent.Add(uint64(frames))
+	return frames, bytes
 }

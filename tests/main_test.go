@@ -19,7 +19,10 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 func startServer(t *testing.T, h handler.Handler, opts ...handler.Option) *handler.Server {
 	t.Helper()
 	leakcheck.Check(t) // registered first, so it runs after Stop below
-	srv := handler.NewServer(h, append([]handler.Option{handler.WithAddr("127.0.0.1:0")}, opts...)...)
+	srv, err := handler.NewServer(h, append([]handler.Option{handler.WithAddr("127.0.0.1:0")}, opts...)...)
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/handler"
+	"github.com/herald-mmo/herald/sessionmgr"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 )
@@ -28,6 +29,13 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	maxFrame := fs.Int("max-frame", 65535, "largest frame accepted, header included")
 	multicore := fs.Bool("multicore", false, "one event loop per CPU")
 	loops := fs.Int("loops", 0, "number of event loops (overrides -multicore)")
+	def := sessionmgr.DefaultLimits()
+	maxPending := fs.Int("max-pending", def.MaxPending, "hard limit of bytes pending per session (herald's queue + gnet's outbound buffer)")
+	slowPolicy := fs.String("slow-policy", def.Policy.String(), "past -max-pending: disconnect the session, or drop its new frames")
+	maxConns := fs.Int("max-conns", 0, "refuse connections beyond this many sessions (0: no limit)")
+	idle := fs.Duration("idle-timeout", 0, "close sessions that send nothing for this long (0: never)")
+	frameTimeout := fs.Duration("frame-timeout", 10*time.Second, "close sessions that leave a frame unfinished this long (0: never)")
+	drain := fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, wait this long for pending frames to reach the peers")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	_ = fs.Parse(os.Args[1:])
@@ -40,13 +48,25 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad -codec")
 	}
-	srv := handler.NewServer(h,
+	policy, err := sessionmgr.ParseSlowPolicy(*slowPolicy)
+	if err != nil {
+		log.Fatal().Err(err).Msg(name + ": bad -slow-policy")
+	}
+	limits := def
+	limits.MaxPending, limits.Policy = *maxPending, policy
+	limits.HighWatermark = min(limits.HighWatermark, limits.MaxPending)
+	limits.LowWatermark = min(limits.LowWatermark, limits.HighWatermark)
+	srv, err := handler.NewServer(h,
 		handler.WithAddr(*addrF), handler.WithCodec(c), handler.WithMulticore(*multicore),
-		handler.WithLoops(*loops), handler.WithLogger(log))
+		handler.WithLoops(*loops), handler.WithLogger(log), handler.WithLimits(limits),
+		handler.WithMaxConns(*maxConns), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout))
+	if err != nil {
+		log.Fatal().Err(err).Msg(name + ": bad flags")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := srv.Run(ctx); err != nil {
+	if err := srv.Run(ctx, *drain); err != nil {
 		log.Fatal().Err(err).Msg(name + ": server failed")
 	}
 	log.Info().Msg(name + ": stopped")
