@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herald-mmo/herald/codec"
+	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sessionmgr"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
@@ -41,7 +42,7 @@ type Server struct {
 	idleClosed    atomic.Uint64
 	frameTimeouts atomic.Uint64
 
-	mu      sync.Mutex // guards the fields below
+	mu      lockorder.Mutex // guards the fields below
 	started bool
 	eng     gnet.Engine
 	addr    net.Addr

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/herald-mmo/herald/internal/lockorder"
 )
 
 // Size classes: 64 B, 256 B, 1 KiB, 4 KiB, 16 KiB, 64 KiB, 256 KiB, 1 MiB.
@@ -48,7 +50,7 @@ var (
 	live  atomic.Int64
 	debug atomic.Bool
 
-	trackMu sync.Mutex
+	trackMu lockorder.Mutex
 	tracked = map[*Buffer]struct{}{} // debug mode: live buffers
 )
 

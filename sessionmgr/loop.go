@@ -2,9 +2,9 @@ package sessionmgr
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 
+	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -46,11 +46,11 @@ type Executor interface {
 type Loop struct {
 	exec Executor // fixed
 
-	armed atomic.Bool  // a flush task is queued on the loop
-	busy  atomic.Bool  // a handler callback runs on the loop; it drains after
+	armed  atomic.Bool  // a flush task is queued on the loop
+	busy   atomic.Bool  // a handler callback runs on the loop; it drains after
 	nowing atomic.Int32 // len(owing)
 
-	mu      sync.Mutex // guards queue and stopped
+	mu      lockorder.Mutex // guards queue and stopped
 	queue   []item
 	stopped bool // Discard ran: pushes release their buffer at once
 

@@ -2,9 +2,9 @@ package sessionmgr
 
 import (
 	"slices"
-	"sync"
 	"sync/atomic"
 
+	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 )
 
@@ -40,7 +40,7 @@ type Manager struct {
 
 	all sessionSet // every added session
 
-	mu     sync.Mutex // guards byID, groups and Session.groups
+	mu     lockorder.Mutex // guards byID, groups and Session.groups
 	byID   map[uint64]*Session
 	groups map[string]*Group
 }
