@@ -33,7 +33,7 @@
 #   ECHO_DURATION [5s]   length of each echo run
 #   FANOUT_SERVERS ["herald gnetcopy gochan redis"]
 #   ECHO_SERVERS ["herald gnetecho netecho"]
-#   MULTICORE [true]     -multicore for herald and the gnet baselines
+#   MULTICORE [false]    -multicore for herald and the gnet baselines (one event loop each by default: the load generator needs the other core)
 #   HERALD_ARGS ["-log-level warn -multicore=$MULTICORE"]
 #   BASELINE_ARGS ["-log-level warn -multicore=$MULTICORE"]
 #   GOCHAN_QUEUE [1024]  gochan's per-client queue (frames)
@@ -68,7 +68,7 @@ ECHO_DURATION=${ECHO_DURATION:-5s}
 SCENARIOS=${SCENARIOS:-fanout1 fanout2 stream pingpong}
 FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis}
 ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
-MULTICORE=${MULTICORE:-true}
+MULTICORE=${MULTICORE:-false}
 HERALD_ARGS=${HERALD_ARGS:-"-log-level warn -multicore=$MULTICORE"}
 BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn -multicore=$MULTICORE"}
 GOCHAN_QUEUE=${GOCHAN_QUEUE:-1024}

@@ -31,6 +31,8 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	loops := fs.Int("loops", 0, "number of event loops (overrides -multicore)")
 	def := sessionmgr.DefaultLimits()
 	maxPending := fs.Int("max-pending", def.MaxPending, "hard limit of bytes pending per session (herald's queue + gnet's outbound buffer)")
+	high := fs.Int("high-watermark", def.HighWatermark, "pending bytes at which a session becomes unwritable (herald holds its frames)")
+	low := fs.Int("low-watermark", def.LowWatermark, "pending bytes below which an unwritable session resumes")
 	slowPolicy := fs.String("slow-policy", def.Policy.String(), "past -max-pending: disconnect the session, or drop its new frames")
 	maxConns := fs.Int("max-conns", 0, "refuse connections beyond this many sessions (0: no limit)")
 	idle := fs.Duration("idle-timeout", 0, "close sessions that send nothing for this long (0: never)")
@@ -52,10 +54,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad -slow-policy")
 	}
-	limits := def
-	limits.MaxPending, limits.Policy = *maxPending, policy
-	limits.HighWatermark = min(limits.HighWatermark, limits.MaxPending)
-	limits.LowWatermark = min(limits.LowWatermark, limits.HighWatermark)
+	limits := sessionmgr.Limits{LowWatermark: *low, HighWatermark: *high, MaxPending: *maxPending, Policy: policy}
 	srv, err := handler.NewServer(h,
 		handler.WithAddr(*addrF), handler.WithCodec(c), handler.WithMulticore(*multicore),
 		handler.WithLoops(*loops), handler.WithLogger(log), handler.WithLimits(limits),
