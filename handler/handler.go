@@ -25,8 +25,8 @@ import (
 //
 // Methods must not block: the event loop serves many sessions.
 type Handler interface {
-	// OnConnected is called when a session opens, before it joins the
-	// Manager (so a broadcast made here does not reach it yet).
+	// OnConnected is called when a session opens, once it is in the
+	// Manager: it may join groups, and a broadcast made here reaches it too.
 	OnConnected(s *sessionmgr.Session)
 
 	// OnDisconnected is called once when the session has closed and left

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
@@ -15,6 +16,7 @@ import (
 	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sessionmgr"
 	"github.com/panjf2000/gnet/v2"
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/rs/zerolog"
 )
 
@@ -37,7 +39,8 @@ type Server struct {
 	loops sync.Map // gnet.EventLoop -> *sessionmgr.Loop
 	conns sync.Map // *conn -> struct{}: open sessions, for the ticker
 
-	draining      atomic.Bool // Stop has begun: refuse new connections
+	draining      atomic.Bool  // Stop has begun: refuse new connections
+	admitted      atomic.Int64 // connections past the WithMaxConns check, not yet closed
 	refused       atomic.Uint64
 	idleClosed    atomic.Uint64
 	frameTimeouts atomic.Uint64
@@ -190,13 +193,19 @@ func (srv *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	select {
+	case <-srv.done: // stopped already; checked first, as a select picks at random
+		return srv.Wait()
+	default:
+	}
+	select {
 	case <-srv.booted:
 	case <-srv.done:
 		return srv.Wait()
 	}
 	srv.draining.Store(true)
 	srv.drain(ctx)
-	if err := eng.Stop(context.Background()); err != nil {
+	// ErrEngineInShutdown: a concurrent Stop got there first; wait with it.
+	if err := eng.Stop(context.Background()); err != nil && !errors.Is(err, gerrors.ErrEngineInShutdown) {
 		return fmt.Errorf("herald/handler: stop: %w", err)
 	}
 	<-srv.done
@@ -351,10 +360,10 @@ func boundAddr(eng gnet.Engine) (net.Addr, error) {
 	return nil, fmt.Errorf("herald/handler: unexpected listener address %T", sa)
 }
 
-// OnOpen makes the session, tells the handler and adds it to the Manager,
+// OnOpen makes the session, adds it to the Manager and tells the handler,
 // unless the server is full or stopping.
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	if srv.draining.Load() || (srv.opts.maxConns > 0 && srv.mgr.Len() >= srv.opts.maxConns) {
+	if srv.draining.Load() || !srv.admit() {
 		srv.refused.Add(1)
 		srv.log.Warn().Stringer("remote", c.RemoteAddr()).Int("sessions", srv.mgr.Len()).
 			Bool("stopping", srv.draining.Load()).Msg("herald: refusing connection")
@@ -365,14 +374,27 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	st.lastRecv.Store(time.Now().UnixNano())
 	c.SetContext(st)
 	srv.conns.Store(st, struct{}{})
+	srv.mgr.Add(s) // before OnConnected, so it can join groups
 	s.EnterCallback()
 	ok := srv.call(s, func() { srv.h.OnConnected(s) })
 	s.LeaveCallback()
 	if !ok {
 		return nil, gnet.Close
 	}
-	srv.mgr.Add(s)
 	return nil, gnet.None
+}
+
+// admit takes a place for a new connection under WithMaxConns, or reports
+// false if there is none. The place is taken before OnConnected runs and
+// given back in OnClose, so connections opening at once on several loops
+// cannot all pass a check of the Manager's size. On the loop.
+func (srv *Server) admit() bool {
+	n := srv.admitted.Add(1)
+	if srv.opts.maxConns > 0 && n > int64(srv.opts.maxConns) {
+		srv.admitted.Add(-1)
+		return false
+	}
+	return true
 }
 
 // loop returns herald's Loop for a gnet event loop, making it on first use.
@@ -434,6 +456,7 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	if !ok {
 		return gnet.None // refused in OnOpen
 	}
+	srv.admitted.Add(-1)
 	srv.conns.Delete(st)
 	s := st.s
 	reason := s.CloseReason()

@@ -109,7 +109,7 @@ func (s *Session) hold(e entry) {
 		}
 	}
 	if s.backlogBytes+s.outbound+e.b.Len() > limits.MaxPending {
-		s.overLimit()
+		s.overLimit(e)
 		return
 	}
 	e.b.Retain()
@@ -118,7 +118,7 @@ func (s *Session) hold(e entry) {
 }
 
 // overLimit applies the slow policy to a frame that would pass MaxPending.
-func (s *Session) overLimit() {
+func (s *Session) overLimit(e entry) {
 	first := !s.slow
 	s.slow = true
 	if s.mgr.cfg.Limits.Policy == Drop {
@@ -129,6 +129,9 @@ func (s *Session) overLimit() {
 		}
 		return
 	}
+	// Never sent: counted as unsent when the close lands.
+	s.refused++
+	s.refusedBytes += e.b.Len()
 	if first {
 		s.mgr.counts.slowDisconnects.Add(1)
 		if s.mgr.cfg.OnSlow != nil {
@@ -157,11 +160,11 @@ func (s *Session) publish() {
 // releaseBacklog drops the session's held frames and returns how many there
 // were. On the loop, or once the engine has stopped.
 func (s *Session) releaseBacklog() (frames, bytes int) {
-	frames, bytes = len(s.backlog), s.backlogBytes
+	frames, bytes = len(s.backlog)-s.backlogDone, s.backlogBytes
 	for i, e := range s.backlog {
 		e.b.Release()
 		s.backlog[i] = entry{}
 	}
-	s.backlog, s.backlogBytes = s.backlog[:0], 0
+	s.backlog, s.backlogBytes, s.backlogDone = s.backlog[:0], 0, 0
 	return frames, bytes
 }

@@ -1,21 +1,29 @@
 // Package sessionmgr holds herald's sessions and the send path.
 //
-// A Session is one connection's sending side. Send may be called from any
-// goroutine: it queues a shared sendbuffer.Buffer (taking over one reference,
-// never copying it) and, unless the session is already registered (a
-// compare-and-swap on its "registered" flag), registers it with its event
-// loop's Loop, which arms one gnet Execute task for the whole loop. That task
-// runs on the loop after the loop's pending I/O and writes every registered
-// session with one writev each (up to 1024 iovecs and MaxBatchBytes a call),
-// releasing the batch as soon as writev returns: gnet has then written the
-// bytes or copied the rest into its outbound buffer. A session is only ever
-// written on its own loop, so at most one write is in flight per session, and
-// frames to one session leave in FIFO order. The flags are cleared before the
-// queue is read, so a Send racing with a flush is never stranded.
+// A Session is one connection's sending side; a Loop is herald's side of one
+// gnet event loop. Send (from any goroutine) pushes the frame, a shared
+// sendbuffer.Buffer whose reference Send takes over, onto the queue of the
+// session's Loop; a broadcast pushes one item per Loop that has recipients,
+// with one reference per Loop, never a copy. The first push of a turn arms
+// one gnet Execute task for the Loop (none while the loop is inside a handler
+// callback: it drains when the callback returns). On the loop, the task
+// distributes the queue into each recipient's pending list, writes each
+// session with one writev (small frames coalesced into one iovec, at most
+// 1024 iovecs and MaxBatchBytes a call) and then releases the Loop's
+// references: gnet has written the bytes or copied the rest into its
+// outbound buffer by the time Writev returns.
 //
-// A Send made while the server runs a handler callback for the same session
-// (a reply from OnRecv) is written when the callback returns, without a task.
+// Only the loop writes its sessions, so there is at most one write in flight
+// per session, and frames reach each session in the order they were pushed.
+// Flags are cleared before the queue is read, so a push racing with a drain
+// is never stranded.
+//
+// Pending bytes (what herald holds for a session plus gnet's outbound buffer)
+// are bounded by Limits: at the high watermark the loop stops handing the
+// session to gnet and holds its frames as references (conflating frames with
+// the same key), and past MaxPending the session is disconnected or its new
+// frames dropped.
 //
 // A Manager tracks sessions by id and broadcasts to all of them or to Groups
-// (rooms) without locks on the hot path and without copying payloads.
+// (rooms) from a lock-free snapshot.
 package sessionmgr

@@ -201,6 +201,8 @@ func (l *Loop) drain() {
 // On the loop.
 func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 	if s.closed.Load() {
+		// Sent before the close, still in the queue then: never written.
+		s.mgr.counts.unsent.Add(1)
 		return
 	}
 	e := entry{b: b, key: b.Key()}
@@ -239,15 +241,14 @@ func (l *Loop) flush(s *Session) {
 			s.setWritable(true)
 		}
 		if s.writable.Load() && len(s.backlog) > 0 {
-			n, bytes := l.write(s, s.backlog, false)
+			n, _ := l.write(s, s.backlog, false)
 			if !s.closed.Load() {
 				for i := range s.backlog[:n] {
 					s.backlog[i].b.Release()
 				}
 				k := copy(s.backlog, s.backlog[n:])
 				clear(s.backlog[k:])
-				s.backlog = s.backlog[:k]
-				s.backlogBytes -= bytes
+				s.backlog, s.backlogDone = s.backlog[:k], 0
 			}
 		}
 		rest := s.pending
@@ -296,6 +297,8 @@ func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
 		n, bytes = n+k, bytes+kb
 		if pending {
 			s.pendingDone, s.pendingBytes = n, s.pendingBytes-kb
+		} else {
+			s.backlogDone, s.backlogBytes = n, s.backlogBytes-kb
 		}
 		s.outbound = s.conn.OutboundBuffered()
 	}

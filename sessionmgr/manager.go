@@ -30,9 +30,9 @@ func DefaultConfig() Config { return Config{Limits: DefaultLimits()} }
 // Manager tracks live sessions and broadcasts to them. All methods are safe
 // from any goroutine.
 //
-// Broadcasts read a copy-on-write snapshot of the membership, so they take
-// no lock, allocate nothing per recipient and never copy the payload: each
-// recipient gets one more reference to the same buffer.
+// Broadcasts read a copy-on-write snapshot of the membership, grouped by
+// event loop, so they take no lock, push one item and one buffer reference
+// per loop that has recipients, and never copy the payload.
 type Manager struct {
 	cfg    Config // fixed after construction
 	nextID atomic.Uint64
@@ -72,21 +72,24 @@ func (m *Manager) NewSession(conn Conn, loop *Loop) *Session {
 	return s
 }
 
-// Add starts tracking s: it receives broadcasts and Get finds it.
+// Add starts tracking s: it receives broadcasts and Get finds it. A closed
+// session is not added.
 func (m *Manager) Add(s *Session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.byID[s.id]; ok {
+	if _, ok := m.byID[s.id]; ok || s.closed.Load() {
 		return
 	}
 	m.byID[s.id] = s
 	m.all.add(s)
 }
 
-// Remove stops tracking s, takes it out of every group and releases
-// everything still queued for it. It returns the frames and bytes that were
-// queued but never sent. The server calls it when gnet reports the
-// connection closed, on its event loop (or after the engine has stopped).
+// Remove stops tracking s, takes it out of every group, marks it closed and
+// releases the frames held for it. It returns the frames and bytes its loop
+// had taken for it and never written; frames still in the loop's queue are
+// released and counted (Counters.Unsent) when the loop reaches them. The
+// server calls it when gnet reports the connection closed, on the session's
+// event loop (or after the engine has stopped).
 func (m *Manager) Remove(s *Session) (frames, bytes int) {
 	m.mu.Lock()
 	if _, ok := m.byID[s.id]; ok {

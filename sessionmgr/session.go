@@ -48,7 +48,10 @@ type Session struct {
 	pendingBytes int     // of pending[pendingDone:]
 	pendingDone  int     // pending[:pendingDone] are written (during a flush)
 	backlog      []entry // held while unwritable; one reference each, owned here
-	backlogBytes int
+	backlogBytes int     // of backlog[backlogDone:]
+	backlogDone  int     // backlog[:backlogDone] are written (during a flush)
+	refused      int     // frames refused past MaxPending while a Disconnect is under way
+	refusedBytes int
 	outbound     int // gnet's outbound bytes at the loop's last look
 	inDirty      bool
 	owing        bool // listed in the Loop's owing list
@@ -170,8 +173,8 @@ func (s *Session) closeQueue() (frames, bytes int) {
 		return 0, 0
 	}
 	frames, bytes = s.releaseBacklog()
-	frames += len(s.pending) - s.pendingDone
-	bytes += s.pendingBytes
+	frames += len(s.pending) - s.pendingDone + s.refused
+	bytes += s.pendingBytes + s.refusedBytes
 	s.mgr.counts.unsent.Add(uint64(frames))
 	return frames, bytes
 }
