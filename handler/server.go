@@ -40,6 +40,7 @@ type Server struct {
 	conns sync.Map // *conn -> struct{}: open sessions, for the ticker
 
 	draining      atomic.Bool  // Stop has begun: refuse new connections
+	now           atomic.Int64 // unix nanoseconds, refreshed every tick: a coarse clock for timeouts
 	admitted      atomic.Int64 // connections past the WithMaxConns check, not yet closed
 	refused       atomic.Uint64
 	idleClosed    atomic.Uint64
@@ -148,6 +149,7 @@ func (srv *Server) Start() error {
 		gnet.WithLogger(gnetLogger{srv.log}),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 	}
+	srv.now.Store(time.Now().UnixNano())
 	stopTicker := make(chan struct{})
 	tickerDone := make(chan struct{})
 	go srv.ticker(stopTicker, tickerDone)
@@ -245,6 +247,7 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
+			srv.now.Store(now.UnixNano())
 			srv.pollLoops()
 			srv.checkTimeouts(now.UnixNano())
 		}
@@ -371,7 +374,7 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	s := srv.mgr.NewSession(c, srv.loop(c.EventLoop()))
 	st := &conn{s: s}
-	st.lastRecv.Store(time.Now().UnixNano())
+	st.lastRecv.Store(srv.now.Load())
 	c.SetContext(st)
 	srv.conns.Store(st, struct{}{})
 	srv.mgr.Add(s) // before OnConnected, so it can join groups
@@ -411,7 +414,7 @@ func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
 func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	st := c.Context().(*conn)
 	s := st.s
-	now := time.Now().UnixNano()
+	now := srv.now.Load()
 	st.lastRecv.Store(now)
 	// Replies sent by the handler are written once, when all frames of this
 	// read are handled.

@@ -17,6 +17,7 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 // closeRecorder is a sessionmgr.Conn that only records Close.
 type closeRecorder struct{ closed int }
 
+func (c *closeRecorder) Write([]byte) (int, error)    { return 0, nil }
 func (c *closeRecorder) Writev([][]byte) (int, error) { return 0, nil }
 func (c *closeRecorder) Close() error                 { c.closed++; return nil }
 func (c *closeRecorder) OutboundBuffered() int        { return 0 }

@@ -368,6 +368,11 @@ func (c *fakeConn) RemoteAddr() net.Addr { return c.addr }
 func (c *fakeConn) failWritev(n int) { c.failAt.Store(c.writevCalls.Load() + int64(n)) }
 
 // Writev writes bs synchronously. Like gnet's, it is only for the loop.
+
+// Write is Writev of one slice: gnet's Write and Writev reach the socket the
+// same way, and the fake's bookkeeping lives in Writev.
+func (c *fakeConn) Write(b []byte) (int, error) { return c.Writev([][]byte{b}) }
+
 func (c *fakeConn) Writev(bs [][]byte) (int, error) {
 	call := c.writevCalls.Add(1)
 	if !c.loop.onLoop() {

@@ -105,6 +105,17 @@ type item struct {
 	to []*Session
 }
 
+// unsent counts the item's frames as never written, one per recipient: the
+// engine stopped before the loop took it.
+func (it item) unsent() {
+	switch {
+	case it.s != nil:
+		it.s.mgr.counts.unsent.Add(1)
+	case len(it.to) > 0:
+		it.to[0].mgr.counts.unsent.Add(uint64(len(it.to)))
+	}
+}
+
 // NewLoop returns the Loop for the event loop exec runs tasks on.
 func NewLoop(exec Executor) *Loop {
 	return &Loop{exec: exec, scratch: make([]byte, scratchSize)}
@@ -116,6 +127,7 @@ func (l *Loop) push(it item) {
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
+		it.unsent()
 		it.b.Release()
 		return
 	}
@@ -287,7 +299,12 @@ func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
 			k++
 		}
 		l.coalesce(list[n : n+k])
-		_, err := s.conn.Writev(l.iov)
+		var err error
+		if len(l.iov) == 1 { // write(2) costs the kernel less than writev(2)
+			_, err = s.conn.Write(l.iov[0])
+		} else {
+			_, err = s.conn.Writev(l.iov)
+		}
 		clear(l.iov)
 		l.iov = l.iov[:0]
 		if err != nil {
@@ -308,6 +325,10 @@ func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
 // coalesce builds l.iov for bufs: runs of small frames are copied into the
 // scratch and become one iovec; large frames are referenced in place.
 func (l *Loop) coalesce(list []entry) {
+	if len(list) == 1 { // nothing to coalesce with
+		l.iov = append(l.iov, list[0].b.Bytes())
+		return
+	}
 	used := 0
 	run := false // the last iovec is a scratch run ending at used
 	for _, e := range list {
@@ -350,6 +371,7 @@ func (l *Loop) Discard() {
 	l.queue = nil
 	l.mu.Unlock()
 	for _, it := range q {
+		it.unsent()
 		it.b.Release()
 	}
 	for _, s := range l.dirty {

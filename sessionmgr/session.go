@@ -8,9 +8,10 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// Conn is the part of gnet.Conn a Session uses. Writev and OutboundBuffered
-// are only called on the connection's event loop.
+// Conn is the part of gnet.Conn a Session uses. Write, Writev and
+// OutboundBuffered are only called on the connection's event loop.
 type Conn interface {
+	Write(b []byte) (int, error)
 	Writev(bs [][]byte) (int, error)
 	OutboundBuffered() int
 	Close() error
