@@ -75,6 +75,27 @@ func (b *base) fail(format string, args ...any) {
 	b.errs.note(format, args...)
 }
 
+// connFailed notes err, from client id's op (read, write) on its
+// connection, as the client's *dst and as a failure of the run, unless the
+// run is closing the connections. Call from the goroutine that owns *dst.
+func (b *base) connFailed(dst *error, id uint32, op string, err error) {
+	if !b.closing.Load() {
+		*dst = err
+		b.fail("client %d: %s: %v", id, op, err)
+	}
+}
+
+// waitStart blocks a sender until the clock starts. It returns false if
+// the senders are stopped first.
+func (b *base) waitStart() bool {
+	select {
+	case <-b.start:
+		return true
+	case <-b.stopSend:
+		return false
+	}
+}
+
 // elapsed returns the time since the clock started.
 func (b *base) elapsed() time.Duration {
 	t0 := b.t0.Load()

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"math"
@@ -21,101 +22,36 @@ const (
 	EchoStream = "stream"
 )
 
-// EchoConfig configures RunEcho. Zero fields take the defaults named in
-// their comments.
+// EchoConfig configures RunEcho: the mode, and Config's fields as their
+// comments describe them for pingpong and stream.
 type EchoConfig struct {
-	// Addr is the echo server's host:port. Required.
-	Addr string
+	Config
 	// Mode is EchoPingPong (default) or EchoStream.
 	Mode string
-	// Clients is the number of connections. Default DefaultClients.
-	Clients int
-	// Messages is what each client sends: round trips (pingpong) or chunks
-	// of Size bytes (stream); 0 sends until Duration. If both are zero,
-	// DefaultMessages.
-	Messages int
-	// Size is, for pingpong, the payload size of each message, sent as a
-	// packet frame (so a raw or a packet-codec echo server both echo it),
-	// MinPayloadSize to MaxPayloadSize, default DefaultSize; for stream,
-	// the size of each write, 1 to 1 MiB, default DefaultStreamSize.
-	Size int
-	// Rate caps messages (chunks) per second over all clients; 0 is
-	// unlimited.
-	Rate float64
-	// Window is, for stream, how many chunks a client may have written
-	// and not yet received back. Default DefaultWindow. Pingpong always
-	// has one message outstanding.
-	Window int
-	// Duration caps the sending phase; 0 is no cap.
-	Duration time.Duration
-	// ConnectTimeout bounds dialing. Default DefaultConnectTimeout.
-	ConnectTimeout time.Duration
-	// DrainTimeout bounds the wait for echoes after sending stops.
-	// Default DefaultDrainTimeout.
-	DrainTimeout time.Duration
-	// ReadBuffer is each connection's read buffer in bytes (stream), at
-	// least 4 KiB. Default DefaultReadBuffer.
-	ReadBuffer int
-	// ProgressInterval is how often Progress is called. Default
-	// DefaultProgressInterval.
-	ProgressInterval time.Duration
-	// Progress, if set, is called every ProgressInterval from a goroutine
-	// of its own while the run goes on.
-	Progress func(Progress)
 }
 
 func (c EchoConfig) normalize() (EchoConfig, error) {
-	if c.Addr == "" {
-		return c, configErr("Addr is empty")
-	}
-	if c.Mode == "" {
-		c.Mode = EchoPingPong
-	}
-	if c.Clients == 0 {
-		c.Clients = DefaultClients
-	}
-	if c.Messages == 0 && c.Duration == 0 {
-		c.Messages = DefaultMessages
-	}
-	if c.Size == 0 {
-		c.Size = DefaultSize
-		if c.Mode == EchoStream {
-			c.Size = DefaultStreamSize
-		}
-	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
-	if c.ReadBuffer == 0 {
-		c.ReadBuffer = DefaultReadBuffer
-	}
-	if c.ProgressInterval == 0 {
-		c.ProgressInterval = DefaultProgressInterval
-	}
-	switch {
-	case c.Mode != EchoPingPong && c.Mode != EchoStream:
+	c.Mode = cmp.Or(c.Mode, EchoPingPong)
+	if c.Mode != EchoPingPong && c.Mode != EchoStream {
 		return c, configErr("Mode %q is neither %q nor %q", c.Mode, EchoPingPong, EchoStream)
-	case c.Clients < 0:
-		return c, configErr("Clients %d < 0", c.Clients)
-	case c.Messages < 0 || int64(c.Messages) > math.MaxUint32:
-		return c, configErr("Messages %d out of range", c.Messages)
-	case c.Mode == EchoPingPong && (c.Size < MinPayloadSize || c.Size > MaxPayloadSize):
-		return c, configErr("Size %d not in [%d, %d]", c.Size, MinPayloadSize, MaxPayloadSize)
-	case c.Mode == EchoStream && (c.Size < 1 || c.Size > 1<<20):
-		return c, configErr("Size %d not in [1, 1 MiB]", c.Size)
-	case c.Rate < 0:
-		return c, configErr("Rate %v < 0", c.Rate)
-	case c.Window < 0:
-		return c, configErr("Window %d < 0", c.Window)
-	case c.Duration < 0:
-		return c, configErr("Duration %v < 0", c.Duration)
-	case c.ReadBuffer < 4<<10 || c.ReadBuffer > 16<<20:
+	}
+	defaultSize := DefaultSize
+	if c.Mode == EchoStream {
+		defaultSize = DefaultStreamSize
+	}
+	var err error
+	if c.Config, err = c.Config.normalize(defaultSize); err != nil {
+		return c, err
+	}
+	if c.Mode == EchoPingPong {
+		err = checkPayloadSize(c.Size)
+	} else if c.Size < 1 || c.Size > 1<<20 {
+		err = configErr("Size %d not in [1, 1 MiB]", c.Size)
+	}
+	if err != nil {
+		return c, err
+	}
+	if c.ReadBuffer < 4<<10 || c.ReadBuffer > 16<<20 {
 		return c, configErr("ReadBuffer %d not in [4 KiB, 16 MiB]", c.ReadBuffer)
 	}
 	return c, nil
@@ -167,11 +103,7 @@ func RunEcho(ctx context.Context, cfg EchoConfig) (res Result, err error) {
 		r.shutdown()
 		stopProgress()
 		r.collect(&res)
-		if err == nil {
-			err = res.finish()
-		} else {
-			_ = res.finish()
-		}
+		err = res.finish(err)
 	}()
 
 	cancelClock = r.startClock(cfg.Duration)
@@ -303,16 +235,11 @@ func (c *echoClient) pingPong() {
 	defer close(c.exited)
 	lat := r.lat.buf()
 	defer func() { lat.done(r.now()) }()
-	select {
-	case <-r.start:
-	case <-r.stopSend:
+	if !r.waitStart() {
 		return
 	}
 	size := r.cfg.Size
-	limit := uint32(math.MaxUint32)
-	if r.cfg.Messages > 0 {
-		limit = uint32(r.cfg.Messages)
-	}
+	limit := r.cfg.sendLimit()
 	msg := make([]byte, 0, size+PacketHeaderLen)
 	back := make([]byte, size+PacketHeaderLen)
 	pace := newPacer(&r.base, r.cfg.Rate, r.cfg.Clients)
@@ -328,20 +255,14 @@ func (c *echoClient) pingPong() {
 		stamp := r.now()
 		msg = AppendPayloadPacket(msg[:0], FrameID, c.id, seq, stamp, size)
 		if _, err := c.conn.Write(msg); err != nil {
-			if !r.closing.Load() {
-				c.sendErr = err
-				r.fail("client %d: write: %v", c.id, err)
-			}
+			r.connFailed(&c.sendErr, c.id, "write", err)
 			return
 		}
 		c.sent.Store(int64(seq) + 1)
 		n, err := io.ReadFull(c.conn, back)
 		c.rbytes.Add(int64(n))
 		if err != nil {
-			if !r.closing.Load() {
-				c.readErr = err
-				r.fail("client %d: read: %v", c.id, err)
-			}
+			r.connFailed(&c.readErr, c.id, "read", err)
 			return
 		}
 		if !bytes.Equal(back, msg) {
@@ -362,16 +283,11 @@ func (c *echoClient) streamWrite() {
 	defer r.wg.Done()
 	defer close(c.sendDone)
 	defer func() { c.target.Store(c.wbytes.Load()) }()
-	select {
-	case <-r.start:
-	case <-r.stopSend:
+	if !r.waitStart() {
 		return
 	}
 	size := r.cfg.Size
-	limit := uint32(math.MaxUint32)
-	if r.cfg.Messages > 0 {
-		limit = uint32(r.cfg.Messages)
-	}
+	limit := r.cfg.sendLimit()
 	off := int(c.id) * 104729 % patternPeriod
 	pace := newPacer(&r.base, r.cfg.Rate, r.cfg.Clients)
 	for seq := uint32(0); seq < limit; seq++ {
@@ -393,10 +309,7 @@ func (c *echoClient) streamWrite() {
 		n, err := c.conn.Write(r.pattern[off : off+size])
 		c.wbytes.Add(int64(n))
 		if err != nil {
-			if !r.closing.Load() {
-				c.sendErr = err
-				r.fail("client %d: write: %v", c.id, err)
-			}
+			r.connFailed(&c.sendErr, c.id, "write", err)
 			return
 		}
 		c.sent.Store(int64(seq) + 1)
@@ -443,10 +356,7 @@ func (c *echoClient) streamRead() {
 			}
 		}
 		if err != nil {
-			if !r.closing.Load() {
-				c.readErr = err
-				r.fail("client %d: read: %v", c.id, err)
-			}
+			r.connFailed(&c.readErr, c.id, "read", err)
 			return
 		}
 	}

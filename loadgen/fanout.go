@@ -10,88 +10,16 @@ import (
 	"time"
 )
 
-// FanoutConfig configures RunFanout, RunPubSub and RunSelftest. Zero fields
-// take the defaults named in their comments.
-type FanoutConfig struct {
-	// Addr is the server's host:port. Required (except for RunSelftest).
-	Addr string
-	// Clients is the number of clients; each sends and receives.
-	// Default DefaultClients.
-	Clients int
-	// Messages is the number of frames each client sends; 0 sends until
-	// Duration. If both are zero, DefaultMessages.
-	Messages int
-	// Size is the payload size of each frame in bytes, MinPayloadSize to
-	// MaxPayloadSize. Default DefaultSize.
-	Size int
-	// Rate caps the frames sent per second by all clients together; 0 is
-	// unlimited (each client limited by Window only).
-	Rate float64
-	// Window is how many of its own frames a client may have outstanding.
-	// Default DefaultWindow.
-	Window int
-	// Duration caps the sending phase; 0 is no cap.
-	Duration time.Duration
-	// ConnectTimeout bounds dialing and the barrier. Default
-	// DefaultConnectTimeout.
-	ConnectTimeout time.Duration
-	// DrainTimeout bounds the wait, after the last frame is sent, for
-	// frames still on their way; what has not arrived then is lost.
-	// Default DefaultDrainTimeout.
-	DrainTimeout time.Duration
-	// ReadBuffer is each connection's read buffer in bytes, at least 64 KiB
-	// (one whole packet frame). Default DefaultReadBuffer.
-	ReadBuffer int
-	// ProgressInterval is how often Progress is called. Default
-	// DefaultProgressInterval.
-	ProgressInterval time.Duration
-	// Progress, if set, is called every ProgressInterval from a goroutine
-	// of its own while the run goes on.
-	Progress func(Progress)
-}
-
-func (c FanoutConfig) normalize() (FanoutConfig, error) {
-	if c.Addr == "" {
-		return c, configErr("Addr is empty")
+// normalizeFanout fills in a fan-out run's defaults and checks its config.
+func (c FanoutConfig) normalizeFanout() (FanoutConfig, error) {
+	c, err := c.normalize(DefaultSize)
+	if err != nil {
+		return c, err
 	}
-	if c.Clients == 0 {
-		c.Clients = DefaultClients
+	if err := checkPayloadSize(c.Size); err != nil {
+		return c, err
 	}
-	if c.Messages == 0 && c.Duration == 0 {
-		c.Messages = DefaultMessages
-	}
-	if c.Size == 0 {
-		c.Size = DefaultSize
-	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = DefaultConnectTimeout
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
-	if c.ReadBuffer == 0 {
-		c.ReadBuffer = DefaultReadBuffer
-	}
-	if c.ProgressInterval == 0 {
-		c.ProgressInterval = DefaultProgressInterval
-	}
-	switch {
-	case c.Clients < 0:
-		return c, configErr("Clients %d < 0", c.Clients)
-	case c.Messages < 0 || int64(c.Messages) > math.MaxUint32:
-		return c, configErr("Messages %d out of range", c.Messages)
-	case c.Size < MinPayloadSize || c.Size > MaxPayloadSize:
-		return c, configErr("Size %d not in [%d, %d]", c.Size, MinPayloadSize, MaxPayloadSize)
-	case c.Rate < 0:
-		return c, configErr("Rate %v < 0", c.Rate)
-	case c.Window < 0:
-		return c, configErr("Window %d < 0", c.Window)
-	case c.Duration < 0:
-		return c, configErr("Duration %v < 0", c.Duration)
-	case c.ReadBuffer < 64<<10 || c.ReadBuffer < c.Size+256:
+	if c.ReadBuffer < 64<<10 || c.ReadBuffer < c.Size+256 {
 		return c, configErr("ReadBuffer %d < max(64 KiB, Size+256)", c.ReadBuffer)
 	}
 	return c, nil
@@ -109,7 +37,7 @@ func (c FanoutConfig) normalize() (FanoutConfig, error) {
 // ErrVerify. A cancelled ctx stops the run and returns ctx's error with a
 // partial Result.
 func RunFanout(ctx context.Context, cfg FanoutConfig) (Result, error) {
-	cfg, err := cfg.normalize()
+	cfg, err := cfg.normalizeFanout()
 	if err != nil {
 		return Result{}, err
 	}
@@ -285,11 +213,7 @@ func runFanout(ctx context.Context, mode string, cfg FanoutConfig, proto fanProt
 		r.shutdown()
 		stopProgress()
 		r.collect(&res)
-		if err == nil {
-			err = res.finish()
-		} else {
-			_ = res.finish()
-		}
+		err = res.finish(err)
 	}()
 
 	// Barrier: every client registered before anyone sends.
@@ -463,10 +387,7 @@ func (c *fanClient) readLoop() {
 			close(c.complete)
 		}
 		if err != nil {
-			if !r.closing.Load() {
-				c.readErr = err
-				r.fail("client %d: read: %v", c.id, err)
-			}
+			r.connFailed(&c.readErr, c.id, "read", err)
 			return
 		}
 	}
@@ -520,16 +441,11 @@ func (c *fanClient) sendLoop() {
 	r := c.run
 	defer r.wg.Done()
 	defer close(c.sendDone)
-	select {
-	case <-r.start:
-	case <-r.stopSend:
+	if !r.waitStart() {
 		return
 	}
 	size := r.cfg.Size
-	limit := uint32(math.MaxUint32)
-	if r.cfg.Messages > 0 {
-		limit = uint32(r.cfg.Messages)
-	}
+	limit := r.cfg.sendLimit()
 	frameLen := len(r.proto.appendData(nil, 0, 0, 0, size))
 	buf := make([]byte, 0, max(r.cfg.Window, 1)*frameLen)
 	pace := newPacer(&r.base, r.cfg.Rate, r.cfg.Clients)
@@ -567,10 +483,7 @@ func (c *fanClient) sendLoop() {
 			buf = r.proto.appendData(buf, c.id, seq+i, stamp, size)
 		}
 		if _, err := c.pub.Write(buf); err != nil {
-			if !r.closing.Load() {
-				c.sendErr = err
-				r.fail("client %d: write: %v", c.id, err)
-			}
+			r.connFailed(&c.sendErr, c.id, "write", err)
 			return
 		}
 		seq += n
@@ -603,9 +516,8 @@ func (c *fanClient) drainReplies() {
 			lineStart = b == '\n'
 		}
 		if err != nil {
-			if !r.closing.Load() && !errors.Is(err, net.ErrClosed) {
-				c.pubErr = err
-				r.fail("client %d: publisher read: %v", c.id, err)
+			if !errors.Is(err, net.ErrClosed) {
+				r.connFailed(&c.pubErr, c.id, "publisher read", err)
 			}
 			return
 		}

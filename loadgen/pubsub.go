@@ -20,7 +20,7 @@ type PubSubConfig struct {
 // the same payloads, window and verification as RunFanout; a client's frame
 // is back when its own subscriber receives it. Errors as for RunFanout.
 func RunPubSub(ctx context.Context, cfg PubSubConfig) (Result, error) {
-	fc, err := cfg.FanoutConfig.normalize()
+	fc, err := cfg.FanoutConfig.normalizeFanout()
 	if err != nil {
 		return Result{}, err
 	}

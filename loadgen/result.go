@@ -97,14 +97,17 @@ func (p Progress) String() string {
 		p.Elapsed.Seconds(), p.PerSec, p.MBPerSec, p.Sent, p.Received, p.Errors, p.P99)
 }
 
-func (r *Result) finish() error {
+// finish computes r's totals and rates at the end of a run that is
+// returning err. It returns err if that is not nil, else an error wrapping
+// ErrVerify if r counts any errors, else nil.
+func (r *Result) finish(err error) error {
 	r.Errors = r.Lost + r.Duplicated + r.Reordered + r.Corrupt + r.Disconnects
 	if s := r.Elapsed.Seconds(); s > 0 {
 		r.PerSec = float64(r.Received) / s
 		r.MBPerSec = float64(r.Bytes) / s / 1e6
 	}
-	if r.Errors == 0 {
-		return nil
+	if err != nil || r.Errors == 0 {
+		return err
 	}
 	return fmt.Errorf("%w: %d lost, %d duplicated, %d reordered, %d corrupt, %d disconnects",
 		ErrVerify, r.Lost, r.Duplicated, r.Reordered, r.Corrupt, r.Disconnects)

@@ -343,11 +343,11 @@ func TestRunEcho(t *testing.T) {
 		name string
 		cfg  EchoConfig
 	}{
-		{name: "pingpong", cfg: EchoConfig{Mode: EchoPingPong, Clients: 4, Messages: 200, Size: 64}},
-		{name: "pingpong duration", cfg: EchoConfig{Mode: EchoPingPong, Clients: 2, Duration: 200 * time.Millisecond}},
-		{name: "stream", cfg: EchoConfig{Mode: EchoStream, Clients: 3, Messages: 300, Size: 16 << 10, Window: 8}},
-		{name: "stream odd sizes", cfg: EchoConfig{Mode: EchoStream, Clients: 2, Messages: 5000, Size: 997, Window: 3}},
-		{name: "stream duration", cfg: EchoConfig{Mode: EchoStream, Clients: 2, Duration: 200 * time.Millisecond, Size: 4096}},
+		{name: "pingpong", cfg: EchoConfig{Mode: EchoPingPong, Config: Config{Clients: 4, Messages: 200, Size: 64}}},
+		{name: "pingpong duration", cfg: EchoConfig{Mode: EchoPingPong, Config: Config{Clients: 2, Duration: 200 * time.Millisecond}}},
+		{name: "stream", cfg: EchoConfig{Mode: EchoStream, Config: Config{Clients: 3, Messages: 300, Size: 16 << 10, Window: 8}}},
+		{name: "stream odd sizes", cfg: EchoConfig{Mode: EchoStream, Config: Config{Clients: 2, Messages: 5000, Size: 997, Window: 3}}},
+		{name: "stream duration", cfg: EchoConfig{Mode: EchoStream, Config: Config{Clients: 2, Duration: 200 * time.Millisecond, Size: 4096}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -396,9 +396,9 @@ func TestRunEchoDetectsCorruption(t *testing.T) {
 	})
 	for _, mode := range []string{EchoPingPong, EchoStream} {
 		t.Run(mode, func(t *testing.T) {
-			res, err := RunEcho(testContext(t), EchoConfig{
-				Addr: srv.addr(), Mode: mode, Clients: 2, Messages: 100, Size: 256, DrainTimeout: 300 * time.Millisecond,
-			})
+			res, err := RunEcho(testContext(t), EchoConfig{Mode: mode, Config: Config{
+				Addr: srv.addr(), Clients: 2, Messages: 100, Size: 256, DrainTimeout: 300 * time.Millisecond,
+			}})
 			if !errors.Is(err, ErrVerify) || res.Corrupt != 2 {
 				t.Fatalf("err %v, Corrupt %d; want ErrVerify, 2", err, res.Corrupt)
 			}
@@ -431,8 +431,8 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, cfg := range []EchoConfig{
 		{},
-		{Addr: "x", Mode: "nope"},
-		{Addr: "x", Mode: EchoStream, Size: 2 << 20},
+		{Mode: "nope", Config: Config{Addr: "x"}},
+		{Mode: EchoStream, Config: Config{Addr: "x", Size: 2 << 20}},
 	} {
 		if _, err := RunEcho(ctx, cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: err = %v, want ErrConfig", cfg, err)

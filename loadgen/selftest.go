@@ -20,7 +20,7 @@ import (
 func RunSelftest(ctx context.Context, cfg FanoutConfig) (res Result, err error) {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Duration = 0
-	if cfg, err = cfg.normalize(); err != nil {
+	if cfg, err = cfg.normalizeFanout(); err != nil {
 		return Result{}, err
 	}
 	var lc net.ListenConfig
@@ -84,11 +84,7 @@ func RunSelftest(ctx context.Context, cfg FanoutConfig) (res Result, err error) 
 		stopProgress()
 		r.collect(&res)
 		res.Sent = int64(cfg.Clients) * int64(cfg.Messages)
-		if err == nil {
-			err = res.finish()
-		} else {
-			_ = res.finish()
-		}
+		err = res.finish(err)
 	}()
 	select {
 	case <-go1:

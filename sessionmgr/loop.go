@@ -67,7 +67,6 @@ type Loop struct {
 	held    []*sendbuffer.Buffer // one reference per drained item, released once every dirty session is written
 	scratch []byte
 	iov     [][]byte
-	batch   []*sendbuffer.Buffer
 }
 
 // Poll arms a task that re-checks the sessions that still had bytes pending

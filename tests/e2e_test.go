@@ -24,11 +24,13 @@ func TestEchoStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := loadgen.RunEcho(ctx, loadgen.EchoConfig{
-		Addr:     srv.Addr().String(),
-		Mode:     loadgen.EchoStream,
-		Clients:  20,
-		Size:     4096,
-		Duration: 3 * time.Second,
+		Mode: loadgen.EchoStream,
+		Config: loadgen.Config{
+			Addr:     srv.Addr().String(),
+			Clients:  20,
+			Size:     4096,
+			Duration: 3 * time.Second,
+		},
 	})
 	if err != nil {
 		t.Fatalf("echo stream: %v (%v)", err, res.ErrorSamples)

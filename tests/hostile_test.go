@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -353,47 +351,11 @@ func (g *guardRelay) droppedFrom(remote string) int {
 }
 
 func (g *guardRelay) closedRecord(remote string) (closeRecord, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	rec, ok := g.closed[remote]
-	return rec, ok
+	return lockedLookup(&g.mu, &g.closed, remote)
 }
 
 func (g *guardRelay) closedSnapshot() map[string]closeRecord {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make(map[string]closeRecord, len(g.closed))
-	for k, v := range g.closed {
-		out[k] = v
-	}
-	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's loops to log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// logLine is the part of a zerolog JSON line the tests read.
-type logLine struct {
-	Level   string `json:"level"`
-	Session uint64 `json:"session"`
-	Remote  string `json:"remote"`
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	return lockedCopy(&g.mu, &g.closed)
 }
 
 // hostileEnv is a server under attack: a guardRelay on two loops, logging
@@ -424,20 +386,7 @@ func startHostile(t *testing.T, c codec.Codec) *hostileEnv {
 // badFrameLines returns the server's "bad frame" log lines.
 func (e *hostileEnv) badFrameLines() []logLine {
 	e.t.Helper()
-	var out []logLine
-	sc := bufio.NewScanner(strings.NewReader(e.logs.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l logLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			e.t.Errorf("log line %q: %v", sc.Text(), err)
-			continue
-		}
-		if strings.Contains(l.Message, "bad frame") {
-			out = append(out, l)
-		}
-	}
-	return out
+	return logLines(e.t, e.logs, func(l logLine) bool { return strings.Contains(l.Message, "bad frame") })
 }
 
 // checkBadFrameClose checks that the server logged one bad frame line for

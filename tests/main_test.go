@@ -3,7 +3,13 @@
 package tests
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,4 +55,68 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's loops to log into.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logLine is the part of a zerolog JSON line the tests read.
+type logLine struct {
+	Level   string `json:"level"`
+	Session uint64 `json:"session"`
+	Remote  string `json:"remote"`
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// logLines returns the JSON lines logged into logs that keep accepts,
+// failing the test for each line that is not JSON.
+func logLines(t *testing.T, logs *syncBuffer, keep func(logLine) bool) []logLine {
+	t.Helper()
+	var out []logLine
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Errorf("log line %q: %v", sc.Text(), err)
+			continue
+		}
+		if keep(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// lockedCopy returns a copy of the map *m, made holding mu.
+func lockedCopy[K comparable, V any](mu *sync.Mutex, m *map[K]V) map[K]V {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make(map[K]V, len(*m))
+	maps.Copy(out, *m)
+	return out
+}
+
+// lockedLookup returns (*m)[k], looked up holding mu.
+func lockedLookup[K comparable, V any](mu *sync.Mutex, m *map[K]V, k K) (V, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	v, ok := (*m)[k]
+	return v, ok
 }

@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -114,10 +112,7 @@ func (h *spy) session(t *testing.T, local net.Addr) *sessionmgr.Session {
 }
 
 func (h *spy) closeOf(id uint64) (closeEvent, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ev, ok := h.closed[id]
-	return ev, ok
+	return lockedLookup(&h.mu, &h.closed, id)
 }
 
 func (h *spy) allSessions() []*sessionmgr.Session {
@@ -139,13 +134,7 @@ func (h *spy) forget() {
 }
 
 func (h *spy) closedSnapshot() map[uint64]closeEvent {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make(map[uint64]closeEvent, len(h.closed))
-	for id, ev := range h.closed {
-		out[id] = ev
-	}
-	return out
+	return lockedCopy(&h.mu, &h.closed)
 }
 
 // writabilitySpy is a spy that also records every writability change
@@ -158,6 +147,10 @@ type writabilitySpy struct {
 }
 
 var _ handler.WritabilityHandler = (*writabilitySpy)(nil)
+
+func newWritabilitySpy() *writabilitySpy {
+	return &writabilitySpy{spy: newSpy(), changes: map[uint64][]bool{}}
+}
 
 func (h *writabilitySpy) OnWritabilityChanged(s *sessionmgr.Session, writable bool) {
 	h.wmu.Lock()
@@ -507,19 +500,7 @@ func readAllIntact(t *testing.T, c net.Conn, s *sessionmgr.Session) uint64 {
 // session id, with the reason want.
 func checkSlowLog(t *testing.T, logs *syncBuffer, id uint64, want error) {
 	t.Helper()
-	var lines []logLine
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var l logLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Errorf("log line %q: %v", sc.Text(), err)
-			continue
-		}
-		if l.Message == "herald: slow consumer" {
-			lines = append(lines, l)
-		}
-	}
+	lines := logLines(t, logs, func(l logLine) bool { return l.Message == "herald: slow consumer" })
 	if len(lines) != 1 || lines[0].Session != id || lines[0].Error != want.Error() {
 		t.Errorf("slow consumer log lines %+v; want one for session %d with error %q", lines, id, want)
 	}
@@ -542,7 +523,7 @@ func TestConflation(t *testing.T) {
 		updateID    = 3
 	)
 	limits := sessionmgr.Limits{LowWatermark: 16 << 10, HighWatermark: 128 << 10, MaxPending: 4 * mib}
-	h := &writabilitySpy{spy: newSpy(), changes: map[uint64][]bool{}}
+	h := newWritabilitySpy()
 	srv := startServer(t, h, handler.WithLimits(limits), handler.WithTick(20*time.Millisecond))
 	c := dialStalled(t, srv.Addr().String())
 	s := h.session(t, c.LocalAddr())
@@ -648,7 +629,7 @@ func TestWatermarks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const heldFrames = 32 // sent after the session is unwritable
-			h := &writabilitySpy{spy: newSpy(), changes: map[uint64][]bool{}}
+			h := newWritabilitySpy()
 			srv := startServer(t, h, handler.WithLimits(limits), handler.WithTick(20*time.Millisecond))
 			c := dialStalled(t, srv.Addr().String())
 			s := h.session(t, c.LocalAddr())
@@ -726,7 +707,7 @@ func TestFiftyClientsNeverSlow(t *testing.T) {
 		clients  = 50
 		messages = 300
 	)
-	h := &writabilitySpy{spy: newSpy(), changes: map[uint64][]bool{}}
+	h := newWritabilitySpy()
 	srv := startServer(t, h, handler.WithLoops(2))
 	for i := range rounds {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -90,12 +90,9 @@ func run() int {
 	if !*quiet {
 		progress = func(p loadgen.Progress) { fmt.Fprintln(os.Stderr, p) }
 	}
-	fc := loadgen.FanoutConfig{
+	cfg := loadgen.Config{
 		Addr: *addr, Clients: *clients, Messages: *messages, Size: *size, Rate: *rate, Window: *window,
 		Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
-	}
-	if fc.Size == 0 {
-		fc.Size = loadgen.DefaultSize
 	}
 	var (
 		res loadgen.Result
@@ -103,16 +100,13 @@ func run() int {
 	)
 	switch *mode {
 	case "fanout":
-		res, err = loadgen.RunFanout(ctx, fc)
+		res, err = loadgen.RunFanout(ctx, cfg)
 	case "pubsub":
-		res, err = loadgen.RunPubSub(ctx, loadgen.PubSubConfig{FanoutConfig: fc, Channel: *channel})
+		res, err = loadgen.RunPubSub(ctx, loadgen.PubSubConfig{FanoutConfig: cfg, Channel: *channel})
 	case "selftest":
-		res, err = loadgen.RunSelftest(ctx, fc)
+		res, err = loadgen.RunSelftest(ctx, cfg)
 	case "echo":
-		res, err = loadgen.RunEcho(ctx, loadgen.EchoConfig{
-			Addr: *addr, Mode: *echoMode, Clients: *clients, Messages: *messages, Size: *size, Rate: *rate,
-			Window: *window, Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
-		})
+		res, err = loadgen.RunEcho(ctx, loadgen.EchoConfig{Config: cfg, Mode: *echoMode})
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: unknown -mode %q\n", *mode)
 		return 2
