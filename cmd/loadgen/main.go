@@ -128,7 +128,7 @@ func run() int {
 	}
 	printSummary(summary, res)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		fmt.Fprintln(os.Stderr, err) // library errors carry the "loadgen:" prefix
 		return 1
 	}
 	return 0
