@@ -40,6 +40,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	drain := fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, wait this long for pending frames to reach the peers")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9090)")
 	_ = fs.Parse(os.Args[1:])
 
 	log := Logger(*level)
@@ -61,6 +62,12 @@ func Main(name, addr, codecName string, h handler.Handler) {
 		handler.WithMaxConns(*maxConns), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout))
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad flags")
+	}
+
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		go func() { log.Err(http.ListenAndServe(*metricsAddr, mux)).Msg(name + ": metrics server stopped") }()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
