@@ -189,7 +189,7 @@ func (srv *Server) Wait() error {
 // reference is released, also those of writes gnet dropped at shutdown.
 func (srv *Server) Stop(ctx context.Context) error {
 	srv.mu.Lock()
-	eng, started := srv.eng, srv.started
+	started := srv.started
 	srv.mu.Unlock()
 	if !started {
 		return nil
@@ -204,6 +204,9 @@ func (srv *Server) Stop(ctx context.Context) error {
 	case <-srv.done:
 		return srv.Wait()
 	}
+	srv.mu.Lock()
+	eng := srv.eng // set by OnBoot
+	srv.mu.Unlock()
 	srv.draining.Store(true)
 	srv.drain(ctx)
 	// ErrEngineInShutdown: a concurrent Stop got there first; wait with it.
