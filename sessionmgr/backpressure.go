@@ -94,27 +94,48 @@ type entry struct {
 func (s *Session) hold(e entry) {
 	limits := &s.mgr.cfg.Limits
 	if e.key != 0 {
-		for i := range s.backlog {
-			if s.backlog[i].key == e.key {
-				old := s.backlog[i].b
-				s.backlogBytes += e.b.Len() - old.Len()
-				e.b.Retain()
-				old.Release()
-				// The newest state goes where the oldest stood: the
-				// latest value, at the earliest place it could be sent.
-				s.backlog[i] = e
-				s.mgr.counts.conflated.Add(1)
-				return
-			}
+		// An entry is stale once its frame was written (it is before
+		// backlog[0]) or its slot holds another key.
+		if i := s.keys[e.key] - s.backlogBase; i >= 0 && i < len(s.backlog) && s.backlog[i].key == e.key {
+			old := s.backlog[i].b
+			s.backlogBytes += e.b.Len() - old.Len()
+			e.b.Retain()
+			old.Release()
+			// The newest state goes where the oldest stood: the latest
+			// value, at the earliest place it could be sent.
+			s.backlog[i] = e
+			s.mgr.counts.conflated.Add(1)
+			return
 		}
 	}
 	if s.backlogBytes+s.outbound+e.b.Len() > limits.MaxPending {
 		s.overLimit(e)
 		return
 	}
+	if e.key != 0 {
+		if s.keys == nil {
+			s.keys = map[uint64]int{}
+		}
+		s.keys[e.key] = s.backlogBase + len(s.backlog)
+	}
 	e.b.Retain()
 	s.backlog = append(s.backlog, e)
 	s.backlogBytes += e.b.Len()
+}
+
+// dropWritten releases the first n held frames, which are written.
+func (s *Session) dropWritten(n int) {
+	for i := range s.backlog[:n] {
+		s.backlog[i].b.Release()
+	}
+	k := copy(s.backlog, s.backlog[n:])
+	clear(s.backlog[k:])
+	s.backlog, s.backlogDone = s.backlog[:k], 0
+	s.backlogBase += n
+	if k == 0 {
+		clear(s.keys)
+		s.backlogBase = 0
+	}
 }
 
 // overLimit applies the slow policy to a frame that would pass MaxPending.
@@ -165,6 +186,7 @@ func (s *Session) releaseBacklog() (frames, bytes int) {
 		e.b.Release()
 		s.backlog[i] = entry{}
 	}
-	s.backlog, s.backlogBytes, s.backlogDone = s.backlog[:0], 0, 0
+	s.backlog, s.backlogBytes, s.backlogDone, s.backlogBase = s.backlog[:0], 0, 0, 0
+	clear(s.keys)
 	return frames, bytes
 }

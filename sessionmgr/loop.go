@@ -254,12 +254,7 @@ func (l *Loop) flush(s *Session) {
 		if s.writable.Load() && len(s.backlog) > 0 {
 			n, _ := l.write(s, s.backlog, false)
 			if !s.closed.Load() {
-				for i := range s.backlog[:n] {
-					s.backlog[i].b.Release()
-				}
-				k := copy(s.backlog, s.backlog[n:])
-				clear(s.backlog[k:])
-				s.backlog, s.backlogDone = s.backlog[:k], 0
+				s.dropWritten(n)
 			}
 		}
 		rest := s.pending

@@ -45,13 +45,15 @@ type Session struct {
 	sentBytes  atomic.Uint64
 
 	// Owned by the loop goroutine.
-	pending      []entry // drained, not yet written (the Loop holds the references)
-	pendingBytes int     // of pending[pendingDone:]
-	pendingDone  int     // pending[:pendingDone] are written (during a flush)
-	backlog      []entry // held while unwritable; one reference each, owned here
-	backlogBytes int     // of backlog[backlogDone:]
-	backlogDone  int     // backlog[:backlogDone] are written (during a flush)
-	refused      int     // frames refused past MaxPending while a Disconnect is under way
+	pending      []entry        // drained, not yet written (the Loop holds the references)
+	pendingBytes int            // of pending[pendingDone:]
+	pendingDone  int            // pending[:pendingDone] are written (during a flush)
+	backlog      []entry        // held while unwritable; one reference each, owned here
+	backlogBytes int            // of backlog[backlogDone:]
+	backlogDone  int            // backlog[:backlogDone] are written (during a flush)
+	backlogBase  int            // position of backlog[0] in the session's held stream
+	keys         map[uint64]int // conflation key -> held-stream position of its frame, if still held
+	refused      int            // frames refused past MaxPending while a Disconnect is under way
 	refusedBytes int
 	outbound     int // gnet's outbound bytes at the loop's last look
 	inDirty      bool
