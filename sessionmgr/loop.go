@@ -19,9 +19,10 @@ const (
 )
 
 // Coalescing: frames up to coalesceMax bytes are copied into the loop's
-// scratch so that a run of small frames is one iovec: the kernel's cost per
-// iovec is far above a copy of a few hundred bytes (BENCHMARKS.md). Larger
-// frames are written from the shared buffer itself.
+// scratch so that a run of small frames is one iovec: 64 frames of 68 bytes
+// written as one iovec cost the kernel about half what 64 iovecs do
+// (BenchmarkFlush/socket, BENCHMARKS.md). The 512-byte cut-off itself is not
+// tuned by measurement. Larger frames are written from the shared buffer.
 const (
 	coalesceMax = 512
 	scratchSize = 64 << 10
@@ -252,14 +253,14 @@ func (l *Loop) flush(s *Session) {
 			s.setWritable(true)
 		}
 		if s.writable.Load() && len(s.backlog) > 0 {
-			n, _ := l.write(s, s.backlog, false)
+			n := l.write(s, s.backlog, false)
 			if !s.closed.Load() {
 				s.dropWritten(n)
 			}
 		}
 		rest := s.pending
 		if s.writable.Load() && len(s.backlog) == 0 {
-			n, _ := l.write(s, rest, true)
+			n := l.write(s, rest, true)
 			rest = rest[n:]
 		}
 		if !s.closed.Load() {
@@ -283,8 +284,8 @@ func (l *Loop) flush(s *Session) {
 
 // write writes entries from list (s.pending if pending, else s.backlog)
 // until all are written, gnet's outbound buffer reaches the high watermark,
-// or the connection fails. It returns how many entries and bytes it wrote.
-func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
+// or the connection fails. It returns how many entries it wrote.
+func (l *Loop) write(s *Session, list []entry, pending bool) (n int) {
 	high := s.mgr.cfg.Limits.HighWatermark
 	for n < len(list) && s.outbound < high && !s.closed.Load() {
 		k, kb := 0, 0
@@ -294,7 +295,9 @@ func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
 		}
 		l.coalesce(list[n : n+k])
 		var err error
-		if len(l.iov) == 1 { // write(2) costs the kernel less than writev(2)
+		// One iovec goes through write(2): it took herald's CPU per echo
+		// round trip from 1.14x to 1.01x of gnet echo's (BENCHMARKS.md).
+		if len(l.iov) == 1 {
 			_, err = s.conn.Write(l.iov[0])
 		} else {
 			_, err = s.conn.Writev(l.iov)
@@ -302,10 +305,10 @@ func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
 		clear(l.iov)
 		l.iov = l.iov[:0]
 		if err != nil {
-			return n, bytes // gnet closed the connection; OnClose marked s closed
+			return n // gnet closed the connection; OnClose marked s closed
 		}
 		s.sent(k, kb)
-		n, bytes = n+k, bytes+kb
+		n += k
 		if pending {
 			s.pendingDone, s.pendingBytes = n, s.pendingBytes-kb
 		} else {
@@ -313,10 +316,10 @@ func (l *Loop) write(s *Session, list []entry, pending bool) (n, bytes int) {
 		}
 		s.outbound = s.conn.OutboundBuffered()
 	}
-	return n, bytes
+	return n
 }
 
-// coalesce builds l.iov for bufs: runs of small frames are copied into the
+// coalesce builds l.iov for list: runs of small frames are copied into the
 // scratch and become one iovec; large frames are referenced in place.
 func (l *Loop) coalesce(list []entry) {
 	if len(list) == 1 { // nothing to coalesce with
