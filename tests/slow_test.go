@@ -50,6 +50,7 @@ type spy struct {
 
 	mu       sync.Mutex
 	sessions map[string]*sessionmgr.Session // by remote address, kept after close
+	opened   map[uint64]bool                // ids OnConnected saw
 	closed   map[uint64]closeEvent
 }
 
@@ -59,13 +60,14 @@ type closeEvent struct {
 }
 
 func newSpy() *spy {
-	return &spy{sessions: map[string]*sessionmgr.Session{}, closed: map[uint64]closeEvent{}}
+	return &spy{sessions: map[string]*sessionmgr.Session{}, opened: map[uint64]bool{}, closed: map[uint64]closeEvent{}}
 }
 
 func (h *spy) OnConnected(s *sessionmgr.Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sessions[s.RemoteAddr().String()] = s
+	h.opened[s.ID()] = true
 }
 
 func (h *spy) OnRecv(s *sessionmgr.Session, f codec.Frame) {
@@ -130,11 +132,15 @@ func (h *spy) allSessions() []*sessionmgr.Session {
 func (h *spy) forget() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.sessions, h.closed = map[string]*sessionmgr.Session{}, map[uint64]closeEvent{}
+	h.sessions, h.opened, h.closed = map[string]*sessionmgr.Session{}, map[uint64]bool{}, map[uint64]closeEvent{}
 }
 
 func (h *spy) closedSnapshot() map[uint64]closeEvent {
 	return lockedCopy(&h.mu, &h.closed)
+}
+
+func (h *spy) openedSnapshot() map[uint64]bool {
+	return lockedCopy(&h.mu, &h.opened)
 }
 
 // writabilitySpy is a spy that also records every writability change
