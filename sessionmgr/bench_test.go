@@ -284,3 +284,24 @@ func BenchmarkFlush(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReply is an echo server's work for one message, without the
+// socket: inside the session's callback, copy the frame into a SendBuffer
+// and Send it; LeaveCallback writes it.
+func BenchmarkReply(b *testing.B) {
+	withoutDebug(func() {
+		m, _, _, cs := newBenchManager(1)
+		s := m.Sessions()[0]
+		payload := make([]byte, benchPayload)
+		b.ReportAllocs()
+		for b.Loop() {
+			s.EnterCallback()
+			_ = s.Send(sendbuffer.Copy(payload))
+			s.LeaveCallback()
+		}
+		if cs[0].writes != b.N {
+			b.Fatalf("%d writes for %d replies", cs[0].writes, b.N)
+		}
+		removeAll(m)
+	})
+}
