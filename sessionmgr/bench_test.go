@@ -305,3 +305,74 @@ func BenchmarkReply(b *testing.B) {
 		removeAll(m)
 	})
 }
+
+// BenchmarkCoalesceCutoff is what coalesceMax is chosen by: the kernel's
+// cost for 32 frames of one size written to a loopback TCP connection,
+// either copied into one buffer and written as one iovec (what the loop does
+// for frames up to coalesceMax) or written as one iovec per frame. Compare
+// the two modes at each size: the cut-off belongs where copying stops
+// paying.
+func BenchmarkCoalesceCutoff(b *testing.B) {
+	const frames = 32
+	for _, size := range []int{68, 256, 512, 1024, 2048, 4096} {
+		for _, mode := range []string{"copy-1-iovec", frames32Name} {
+			b.Run(fmt.Sprintf("size=%d/%s", size, mode), func(b *testing.B) {
+				w := loopbackTCP(b)
+				src := make([][]byte, frames)
+				for i := range src {
+					src[i] = make([]byte, size)
+				}
+				scratch := make([]byte, frames*size)
+				iov := make(net.Buffers, 0, frames)
+				b.SetBytes(int64(frames * size))
+				b.ReportAllocs()
+				for b.Loop() {
+					iov = iov[:0]
+					if mode == frames32Name {
+						iov = append(iov, src...)
+					} else {
+						used := 0
+						for _, p := range src {
+							used += copy(scratch[used:], p)
+						}
+						iov = append(iov, scratch[:used])
+					}
+					if _, err := iov.WriteTo(w); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+const frames32Name = "32-iovecs"
+
+// loopbackTCP returns the writing end of a 127.0.0.1 TCP connection whose
+// other end a goroutine reads and discards until the benchmark ends.
+func loopbackTCP(b *testing.B) *net.TCPConn {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r)
+		r.Close()
+	}()
+	w, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		w.Close()
+		<-done
+	})
+	return w.(*net.TCPConn)
+}

@@ -436,7 +436,7 @@ func TestBatchLimitsHeldFrames(t *testing.T) {
 		wantMaxIov int
 	}{
 		{name: "3000 tiny frames: 1024 a write, coalesced", size: frameHeader, n: 3000, wantFrames: []int{1024, 1024, 952}, wantMaxIov: 1},
-		{name: "1200 frames of 600 bytes: 436 a write by the byte cap", size: 600, n: 1200, wantFrames: []int{436, 436, 328}, wantMaxIov: 436},
+		{name: "1200 frames of 2100 bytes: 124 a write by the byte cap", size: 2100, n: 1200, wantFrames: []int{124, 124, 124, 124, 124, 124, 124, 124, 124, 84}, wantMaxIov: 124},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -570,8 +570,8 @@ func TestCoalesce(t *testing.T) {
 	}{
 		{name: "64 frames of 68 bytes: one iovec", sizes: repeat(64, 68), want: []string{"copy 64"}},
 		{name: "coalesceMax is copied, one byte more is referenced", sizes: []int{coalesceMax, coalesceMax + 1, coalesceMax}, want: []string{"copy 1, ref, copy 1"}},
-		{name: "large frames by reference", sizes: []int{600, 1000, 40000}, want: []string{"ref, ref, ref"}},
-		{name: "mixed keeps order", sizes: []int{20, 30, 600, 40, 700, 800, 50, 60}, want: []string{"copy 2, ref, copy 1, ref, ref, copy 2"}},
+		{name: "large frames by reference", sizes: []int{coalesceMax + 100, 4000, 40000}, want: []string{"ref, ref, ref"}},
+		{name: "mixed keeps order", sizes: []int{20, 30, 2100, 40, 2200, 2300, 50, 60}, want: []string{"copy 2, ref, copy 1, ref, ref, copy 2"}},
 		{
 			name:  "scratch overflow: the rest by reference",
 			sizes: repeat(200, 500),
@@ -664,7 +664,7 @@ func TestCoalesceRandomSequences(t *testing.T) {
 // task releases it once all are written. Every write reads the buffer's own
 // bytes (frames over coalesceMax) and the peers' bytes are exact.
 func TestReleasedOnceEveryRecipientIsWritten(t *testing.T) {
-	for _, size := range []int{40, 2000} {
+	for _, size := range []int{40, 3000} {
 		t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
 			checkBuffers(t)
 			var b *sendbuffer.Buffer
