@@ -37,6 +37,7 @@ type base struct {
 	// and write errors that follow are not counted.
 	closing atomic.Bool
 
+	clock    *time.Timer   // stops the senders after Duration; set by startClock
 	start    chan struct{} // closed when the clock starts
 	stopSend chan struct{} // closed when senders must stop
 	stopOnce sync.Once
@@ -56,15 +57,37 @@ func newBase() base {
 func (b *base) now() int64 { return int64(time.Since(b.epoch)) }
 
 // startClock opens the gate for senders and starts stopping them after d
-// (if d > 0). The returned func cancels the timer.
-func (b *base) startClock(d time.Duration) (cancel func()) {
+// (if d > 0). On the run's own goroutine.
+func (b *base) startClock(d time.Duration) {
 	b.t0.Store(b.now())
 	close(b.start)
-	if d <= 0 {
-		return func() {}
+	if d > 0 {
+		b.clock = time.AfterFunc(d, b.stop)
 	}
-	t := time.AfterFunc(d, b.stop)
-	return func() { t.Stop() }
+}
+
+// runner is what each kind of run gives track: its counters for progress
+// lines, its shutdown (stop the senders, close the connections, wait for
+// every goroutine) and its count into a Result.
+type runner interface {
+	snapshot() (sent, recv, bytes int64)
+	shutdown()
+	collect(res *Result)
+}
+
+// track starts progress reports on r and returns end, for the run to defer:
+// it stops the clock's timer, shuts r down, stops the reports and collects
+// r into res. On the run's own goroutine.
+func (b *base) track(r runner, interval time.Duration, fn func(Progress)) (end func(res *Result)) {
+	stopProgress := b.runProgress(interval, fn, r.snapshot)
+	return func(res *Result) {
+		if b.clock != nil {
+			b.clock.Stop()
+		}
+		r.shutdown()
+		stopProgress()
+		r.collect(res)
+	}
 }
 
 func (b *base) stop() { b.stopOnce.Do(func() { close(b.stopSend) }) }

@@ -96,17 +96,13 @@ func RunEcho(ctx context.Context, cfg EchoConfig) (res Result, err error) {
 			go c.streamRead()
 		}
 	}
-	stopProgress := r.runProgress(cfg.ProgressInterval, cfg.Progress, r.snapshot)
-	cancelClock := func() {}
+	end := r.track(r, cfg.ProgressInterval, cfg.Progress)
 	defer func() {
-		cancelClock()
-		r.shutdown()
-		stopProgress()
-		r.collect(&res)
+		end(&res)
 		err = res.finish(err)
 	}()
 
-	cancelClock = r.startClock(cfg.Duration)
+	r.startClock(cfg.Duration)
 	for _, c := range r.clients {
 		select {
 		case <-c.sendDone:

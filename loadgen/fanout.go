@@ -206,13 +206,9 @@ func runFanout(ctx context.Context, mode string, cfg FanoutConfig, proto fanProt
 			go c.drainReplies()
 		}
 	}
-	stopProgress := r.runProgress(cfg.ProgressInterval, cfg.Progress, r.snapshot)
-	cancelClock := func() {}
+	end := r.track(r, cfg.ProgressInterval, cfg.Progress)
 	defer func() {
-		cancelClock()
-		r.shutdown()
-		stopProgress()
-		r.collect(&res)
+		end(&res)
 		err = res.finish(err)
 	}()
 
@@ -246,7 +242,7 @@ func runFanout(ctx context.Context, mode string, cfg FanoutConfig, proto fanProt
 		}
 	}
 
-	cancelClock = r.startClock(cfg.Duration)
+	r.startClock(cfg.Duration)
 	for _, c := range r.clients {
 		select {
 		case <-c.sendDone:

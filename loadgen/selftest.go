@@ -78,11 +78,9 @@ func RunSelftest(ctx context.Context, cfg FanoutConfig) (res Result, err error) 
 		r.wg.Add(1)
 		go c.readLoop()
 	}
-	stopProgress := r.runProgress(cfg.ProgressInterval, cfg.Progress, r.snapshot)
+	end := r.track(r, cfg.ProgressInterval, cfg.Progress)
 	defer func() {
-		r.shutdown()
-		stopProgress()
-		r.collect(&res)
+		end(&res)
 		res.Sent = int64(cfg.Clients) * int64(cfg.Messages)
 		err = res.finish(err)
 	}()
