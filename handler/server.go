@@ -209,8 +209,14 @@ func (srv *Server) Stop(ctx context.Context) error {
 	srv.mu.Unlock()
 	srv.draining.Store(true)
 	srv.drain(ctx)
-	// ErrEngineInShutdown: a concurrent Stop got there first; wait with it.
-	if err := eng.Stop(context.Background()); err != nil && !errors.Is(err, gerrors.ErrEngineInShutdown) {
+	// gnet's Stop starts the shutdown, then polls for its end every 500 ms.
+	// Given a context that is already done it returns once the shutdown has
+	// started; srv.done, closed when gnet.Run returns after every loop has
+	// exited, is the end. ErrEngineInShutdown: a concurrent Stop got there
+	// first; wait with it.
+	now, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := eng.Stop(now); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, gerrors.ErrEngineInShutdown) {
 		return fmt.Errorf("herald/handler: stop: %w", err)
 	}
 	<-srv.done
