@@ -69,5 +69,6 @@ func WithFrameTimeout(d time.Duration) Option { return func(o *options) { o.fram
 
 // WithTick sets how often the server checks timeouts and re-checks
 // sessions whose bytes are still in gnet's outbound buffer (default 100 ms).
-// Timeouts are enforced with this granularity.
+// Timeouts never fire early, and fire within about two ticks after their
+// duration.
 func WithTick(d time.Duration) Option { return func(o *options) { o.tick = d } }

@@ -255,10 +255,11 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			srv.now.Store(now.UnixNano())
+		case <-t.C:
+			now := time.Now().UnixNano()
+			prev := srv.now.Swap(now)
 			srv.pollLoops()
-			srv.checkTimeouts(now.UnixNano())
+			srv.checkTimeouts(now, now-prev)
 		}
 	}
 }
@@ -271,8 +272,12 @@ func (srv *Server) pollLoops() {
 }
 
 // checkTimeouts closes sessions idle past WithIdleTimeout and sessions with
-// a frame unfinished past WithFrameTimeout.
-func (srv *Server) checkTimeouts(now int64) {
+// a frame unfinished past WithFrameTimeout, never early. The stamps come
+// from the coarse clock: an event stamped with the value stored before now
+// happened at most gap (now minus that value) after its stamp, so a
+// timeout fires when its stamp is more than d + gap old. It fires within
+// about two ticks after d.
+func (srv *Server) checkTimeouts(now, gap int64) {
 	idle, frame := int64(srv.opts.idleTimeout), int64(srv.opts.frameTimeout)
 	if idle == 0 && frame == 0 {
 		return
@@ -280,10 +285,10 @@ func (srv *Server) checkTimeouts(now int64) {
 	srv.conns.Range(func(k, _ any) bool {
 		st := k.(*conn)
 		switch {
-		case idle > 0 && now-st.lastRecv.Load() > idle:
+		case idle > 0 && now-st.lastRecv.Load() > idle+gap:
 			srv.idleClosed.Add(1)
 			srv.closeFor(st.s, ErrIdle)
-		case frame > 0 && st.partialSince.Load() != 0 && now-st.partialSince.Load() > frame:
+		case frame > 0 && st.partialSince.Load() != 0 && now-st.partialSince.Load() > frame+gap:
 			srv.frameTimeouts.Add(1)
 			srv.closeFor(st.s, ErrFrameTimeout)
 		}
