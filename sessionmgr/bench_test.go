@@ -286,24 +286,33 @@ func BenchmarkFlush(b *testing.B) {
 }
 
 // BenchmarkReply is an echo server's work for one message, without the
-// socket: inside the session's callback, copy the frame into a SendBuffer
-// and Send it; LeaveCallback writes it.
+// socket, inside the session's callback: "Send" copies the frame into a
+// SendBuffer and Sends it, and LeaveCallback writes it; "Reply" writes the
+// frame's bytes at once.
 func BenchmarkReply(b *testing.B) {
-	withoutDebug(func() {
-		m, _, _, cs := newBenchManager(1)
-		s := m.Sessions()[0]
-		payload := make([]byte, benchPayload)
-		b.ReportAllocs()
-		for b.Loop() {
-			s.EnterCallback()
-			_ = s.Send(sendbuffer.Copy(payload))
-			s.LeaveCallback()
-		}
-		if cs[0].writes != b.N {
-			b.Fatalf("%d writes for %d replies", cs[0].writes, b.N)
-		}
-		removeAll(m)
-	})
+	for _, mode := range []string{"Send", "Reply"} {
+		b.Run(mode, func(b *testing.B) {
+			withoutDebug(func() {
+				m, _, _, cs := newBenchManager(1)
+				s := m.Sessions()[0]
+				payload := make([]byte, benchPayload)
+				b.ReportAllocs()
+				for b.Loop() {
+					s.EnterCallback()
+					if mode == "Reply" {
+						_ = s.Reply(payload)
+					} else {
+						_ = s.Send(sendbuffer.Copy(payload))
+					}
+					s.LeaveCallback()
+				}
+				if cs[0].writes != b.N {
+					b.Fatalf("%d writes for %d replies", cs[0].writes, b.N)
+				}
+				removeAll(m)
+			})
+		})
+	}
 }
 
 // BenchmarkCoalesceCutoff is what coalesceMax is chosen by: the kernel's

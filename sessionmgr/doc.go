@@ -13,6 +13,10 @@
 // references: gnet has written the bytes or copied the rest into its
 // outbound buffer by the time Writev returns.
 //
+// Reply is the exception that does not queue: called from the session's own
+// handler callback, on the loop, it writes the caller's bytes at once, after
+// whatever was sent to the session before, so an echo needs no SendBuffer.
+//
 // Only the loop writes its sessions, so there is at most one write in flight
 // per session, and frames reach each session in the order they were pushed.
 // Flags are cleared before the queue is read, so a push racing with a drain

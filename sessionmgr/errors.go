@@ -13,6 +13,9 @@ var (
 	// ErrFramesDropped is reported (Config.OnSlow) when the Drop policy
 	// first drops a frame for a session.
 	ErrFramesDropped = errors.New("herald/sessionmgr: slow consumer: dropping frames over the limit")
+	// ErrNotInCallback is returned by Reply outside the session's own
+	// handler callback.
+	ErrNotInCallback = errors.New("herald/sessionmgr: Reply outside the session's callback")
 	// ErrBadConfig: invalid Limits.
 	ErrBadConfig = errors.New("herald/sessionmgr: invalid config")
 )

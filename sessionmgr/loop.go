@@ -57,6 +57,10 @@ type Loop struct {
 	busy   atomic.Bool  // a handler callback runs on the loop; it drains after
 	nowing atomic.Int32 // len(owing)
 
+	// cur is the session whose callback runs, for Reply; written and read on
+	// the loop only (a Reply from elsewhere is a race the detector reports).
+	cur *Session
+
 	mu      lockorder.Mutex // guards queue and stopped
 	queue   []item
 	stopped bool // Discard ran: pushes release their buffer at once
@@ -171,9 +175,13 @@ func (l *Loop) Run(context.Context) error {
 // enter and leave bracket a handler callback for s on the loop (see
 // Session.EnterCallback). leave drains what the callback sent, writes s at
 // once, and leaves the other sessions to the flush task.
-func (l *Loop) enter() { l.busy.Store(true) }
+func (l *Loop) enter(s *Session) {
+	l.cur = s
+	l.busy.Store(true)
+}
 
 func (l *Loop) leave(s *Session) {
+	l.cur = nil
 	l.busy.Store(false)
 	l.drain()
 	l.flush(s)
@@ -237,6 +245,33 @@ func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 	}
 }
 
+// reply is Session.Reply: inside s's callback, write p at once behind
+// whatever was sent to s before it. On the loop.
+func (l *Loop) reply(s *Session, p []byte) error {
+	if l.cur != s {
+		return ErrNotInCallback
+	}
+	l.drain()
+	l.flush(s) // what was sent before p goes first; refreshes writability
+	switch {
+	case s.closed.Load():
+		return ErrSessionClosed
+	case !s.writable.Load() || len(s.backlog) > 0:
+		b := sendbuffer.Copy(p)
+		l.held = append(l.held, b) // as drain does: enqueue holds its own reference
+		l.enqueue(s, b)
+		return nil
+	}
+	if _, err := s.conn.Write(p); err != nil {
+		return ErrSessionClosed // gnet closed the connection; OnClose marked s closed
+	}
+	s.sent(1, len(p))
+	s.outbound = s.conn.OutboundBuffered()
+	l.settle(s)
+	s.publish()
+	return nil
+}
+
 // flush hands s's frames to gnet: first what it held, then what is pending,
 // in batches of at most MaxBatchSlices buffers and about MaxBatchBytes,
 // until gnet's outbound buffer for s reaches the high watermark; what is
@@ -268,19 +303,29 @@ func (l *Loop) flush(s *Session) {
 			for _, e := range rest {
 				s.hold(e)
 			}
-			if s.outbound >= lim.HighWatermark {
-				s.setWritable(false)
-			}
-			if (s.outbound > 0 || len(s.backlog) > 0) && !s.owing {
-				s.owing = true
-				l.owing = append(l.owing, s)
-				l.nowing.Store(int32(len(l.owing)))
-			}
+			l.settle(s)
 		}
 	}
 	clear(s.pending)
 	s.pending, s.pendingBytes, s.pendingDone = s.pending[:0], 0, 0
 	s.publish()
+}
+
+// settle applies what the last write left in gnet's outbound buffer: at the
+// high watermark s becomes unwritable, and while gnet or herald still owes
+// s bytes, Poll re-checks it. On the loop, after a write to open s.
+func (l *Loop) settle(s *Session) {
+	if s.closed.Load() {
+		return
+	}
+	if s.outbound >= s.mgr.cfg.Limits.HighWatermark {
+		s.setWritable(false)
+	}
+	if (s.outbound > 0 || len(s.backlog) > 0) && !s.owing {
+		s.owing = true
+		l.owing = append(l.owing, s)
+		l.nowing.Store(int32(len(l.owing)))
+	}
 }
 
 // write writes entries from list (s.pending if pending, else s.backlog)

@@ -119,11 +119,23 @@ func (s *Session) Send(b *sendbuffer.Buffer) error {
 	return nil
 }
 
+// Reply writes p to the session before it returns, after every frame sent
+// to the session before it. It does not keep p, so p may be the frame just
+// received (an echo server's reply): no SendBuffer and no copy. If the
+// session is unwritable or has frames held, p is copied into a SendBuffer
+// and held behind them, as Send would.
+//
+// Reply is for the session's own handler callbacks only (OnConnected,
+// OnRecv), on its event loop, like gnet's Conn.Write; elsewhere use Send.
+// Outside them it returns ErrNotInCallback; once the session has closed,
+// ErrSessionClosed.
+func (s *Session) Reply(p []byte) error { return s.loop.reply(s, p) }
+
 // EnterCallback and LeaveCallback bracket a handler callback for s on its
 // event loop: what the callback sends is queued, and LeaveCallback writes
 // s's frames at once, so a reply needs no round through the loop's task
 // queue. For the server; both must be called on s's loop.
-func (s *Session) EnterCallback() { s.loop.enter() }
+func (s *Session) EnterCallback() { s.loop.enter(s) }
 
 // LeaveCallback ends a callback begun by EnterCallback. See EnterCallback.
 func (s *Session) LeaveCallback() { s.loop.leave(s) }

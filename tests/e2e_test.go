@@ -12,34 +12,47 @@ import (
 	"github.com/herald-mmo/herald/sessionmgr"
 )
 
-// echo sends every frame back to its sender, like cmd/echo.
+// echo sends every frame back to its sender through Send, from a copy.
 type echo struct{ handler.Base }
 
 func (echo) OnRecv(s *sessionmgr.Session, f codec.Frame) { _ = s.Send(sendbuffer.Copy(f.Wire)) }
 
+// replyEcho sends every frame back with Reply, from gnet's read buffer, as
+// cmd/echo does.
+type replyEcho struct{ handler.Base }
+
+func (replyEcho) OnRecv(s *sessionmgr.Session, f codec.Frame) { _ = s.Reply(f.Wire) }
+
 // TestEchoStream: 20 connections stream random bytes for a few seconds
-// through the raw echo server; every byte comes back, in order.
+// through a raw echo server; every byte comes back, in order. Once with
+// replies sent from a copy (Send), once written from the read buffer
+// (Reply).
 func TestEchoStream(t *testing.T) {
-	srv := startServer(t, echo{}, handler.WithCodec(codec.Raw()), handler.WithLoops(2))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := loadgen.RunEcho(ctx, loadgen.EchoConfig{
-		Mode: loadgen.EchoStream,
-		Config: loadgen.Config{
-			Addr:     srv.Addr().String(),
-			Clients:  20,
-			Size:     4096,
-			Duration: 3 * time.Second,
-		},
-	})
-	if err != nil {
-		t.Fatalf("echo stream: %v (%v)", err, res.ErrorSamples)
+	for name, h := range map[string]handler.Handler{"Send": echo{}, "Reply": replyEcho{}} {
+		t.Run(name, func(t *testing.T) {
+			srv := startServer(t, h, handler.WithCodec(codec.Raw()), handler.WithLoops(2))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := loadgen.RunEcho(ctx, loadgen.EchoConfig{
+				Mode: loadgen.EchoStream,
+				Config: loadgen.Config{
+					Addr:     srv.Addr().String(),
+					Clients:  20,
+					Size:     4096,
+					Duration: 3 * time.Second,
+				},
+			})
+			if err != nil {
+				t.Fatalf("echo stream: %v (%v)", err, res.ErrorSamples)
+			}
+			if res.Received == 0 || res.Errors != 0 {
+				t.Fatalf("received %d chunks with %d errors: %v", res.Received, res.Errors, res.ErrorSamples)
+			}
+			t.Logf("echoed %d chunks of 4 KiB, %.1f MB/s", res.Received, res.MBPerSec)
+			waitFor(t, 5*time.Second, "sessions gone", func() bool { return srv.Manager().Len() == 0 })
+			waitFor(t, 5*time.Second, "buffers released", func() bool { return sendbuffer.Live() == 0 })
+		})
 	}
-	if res.Received == 0 || res.Errors != 0 {
-		t.Fatalf("received %d chunks with %d errors: %v", res.Received, res.Errors, res.ErrorSamples)
-	}
-	t.Logf("echoed %d chunks of 4 KiB, %.1f MB/s", res.Received, res.MBPerSec)
-	waitFor(t, 5*time.Second, "sessions gone", func() bool { return srv.Manager().Len() == 0 })
 }
 
 // TestBroadcastFanout: 50 clients each send 200 packet frames carrying

@@ -7,7 +7,6 @@ import (
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/handler"
 	"github.com/herald-mmo/herald/internal/demo"
-	"github.com/herald-mmo/herald/sendbuffer"
 	"github.com/herald-mmo/herald/sessionmgr"
 )
 
@@ -15,10 +14,10 @@ func main() {
 	demo.Main("echo", "127.0.0.1:7000", "raw", echo{})
 }
 
-// echo sends every frame back to its sender unchanged.
+// echo sends every frame back to its sender unchanged. Reply writes it
+// straight from gnet's read buffer, before OnRecv returns: no copy.
 type echo struct{ handler.Base }
 
 func (echo) OnRecv(s *sessionmgr.Session, f codec.Frame) {
-	b := sendbuffer.Copy(f.Wire)
-	_ = s.Send(b)
+	_ = s.Reply(f.Wire)
 }
