@@ -429,7 +429,9 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	st := c.Context().(*conn)
 	s := st.s
 	now := srv.now.Load()
-	st.lastRecv.Store(now)
+	if st.lastRecv.Load() != now { // the coarse clock moves once a tick
+		st.lastRecv.Store(now)
+	}
 	// Replies sent by the handler are written once, when all frames of this
 	// read are handled.
 	s.EnterCallback()
@@ -459,7 +461,9 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	switch {
 	case off == len(in):
-		st.partialSince.Store(0)
+		if st.partialSince.Load() != 0 {
+			st.partialSince.Store(0)
+		}
 	case off > 0 || st.partialSince.Load() == 0:
 		st.partialSince.Store(now) // a new frame has begun
 	}

@@ -174,8 +174,11 @@ func (s *Session) setWritable(w bool) {
 }
 
 // publish makes the loop's view of the pending bytes readable elsewhere.
+// Only the loop stores queued, so it stores only a change.
 func (s *Session) publish() {
-	s.queued.Store(int64(s.pendingBytes + s.backlogBytes + s.outbound))
+	if v := int64(s.pendingBytes + s.backlogBytes + s.outbound); s.queued.Load() != v {
+		s.queued.Store(v)
+	}
 }
 
 // releaseBacklog drops the session's held frames and returns how many there

@@ -184,7 +184,9 @@ func (l *Loop) leave(s *Session) {
 	l.cur = nil
 	l.busy.Store(false)
 	l.drain()
-	l.flush(s)
+	if !s.idle() {
+		l.flush(s)
+	}
 	if l.waiting > 0 {
 		l.arm()
 		return
@@ -252,7 +254,9 @@ func (l *Loop) reply(s *Session, p []byte) error {
 		return ErrNotInCallback
 	}
 	l.drain()
-	l.flush(s) // what was sent before p goes first; refreshes writability
+	if !s.idle() {
+		l.flush(s) // what was sent before p goes first; refreshes writability
+	}
 	switch {
 	case s.closed.Load():
 		return ErrSessionClosed
@@ -309,6 +313,12 @@ func (l *Loop) flush(s *Session) {
 	clear(s.pending)
 	s.pending, s.pendingBytes, s.pendingDone = s.pending[:0], 0, 0
 	s.publish()
+}
+
+// idle reports whether a flush of s would only re-read gnet's outbound
+// buffer: nothing pending, nothing held, writable. On the loop.
+func (s *Session) idle() bool {
+	return len(s.pending) == 0 && len(s.backlog) == 0 && s.writable.Load()
 }
 
 // settle applies what the last write left in gnet's outbound buffer: at the
