@@ -63,6 +63,7 @@ type Loop struct {
 
 	mu      lockorder.Mutex // guards queue and stopped
 	queue   []item
+	nqueued atomic.Int32 // len(queue), stored under mu: lets drain skip mu when 0
 	stopped bool // Discard ran: pushes release their buffer at once
 
 	// Owned by the event loop goroutine.
@@ -137,10 +138,11 @@ func (l *Loop) push(it item) {
 		return
 	}
 	l.queue = append(l.queue, it)
+	l.nqueued.Store(int32(len(l.queue)))
 	l.mu.Unlock()
-	// The push above comes before these loads, and the loop clears busy and
-	// armed before it takes the queue: either we see a flag clear and arm,
-	// or the loop sees our item. No wake-up is lost.
+	// The push above (nqueued) comes before these loads, and the loop clears
+	// busy and armed before it reads nqueued: either we see a flag clear and
+	// arm, or the loop sees our item. No wake-up is lost.
 	if !l.busy.Load() {
 		l.arm()
 	}
@@ -202,9 +204,13 @@ func (l *Loop) leave(s *Session) {
 
 // drain moves the queue into the recipients' pending lists. On the loop.
 func (l *Loop) drain() {
+	if l.nqueued.Load() == 0 { // an echo's reply: nothing queued, no lock
+		return
+	}
 	l.mu.Lock()
 	q := l.queue
 	l.queue = l.spare[:0]
+	l.nqueued.Store(0)
 	l.mu.Unlock()
 	for i, it := range q {
 		l.held = append(l.held, it.b)
@@ -422,6 +428,7 @@ func (l *Loop) Discard() {
 	l.stopped = true
 	q := l.queue
 	l.queue = nil
+	l.nqueued.Store(0)
 	l.mu.Unlock()
 	for _, it := range q {
 		it.unsent()
