@@ -7,7 +7,9 @@
 // buffered (codec.Codec.Decode, no copy) and calls Handler.OnRecv for each;
 // content code encodes a reply or an event once into a sendbuffer.Buffer and
 // hands it to Session.Send or a Manager/Group broadcast (package sessionmgr),
-// which queue it and write it with gnet's AsyncWritev.
+// which queue it on the recipients' event loops; each loop writes its
+// sessions with one writev apiece. Session.Reply writes bytes the callback
+// already has (the received frame, for an echo) at once, without a buffer.
 //
 // A malformed frame closes only its own session, with a logged reason. A
 // panic in a Handler method is recovered, logged with its stack, and closes
@@ -36,8 +38,8 @@ type Handler interface {
 	OnDisconnected(s *sessionmgr.Session, reason error)
 
 	// OnRecv is called for each decoded frame. The frame's slices are valid
-	// only until OnRecv returns: forward f.Wire by encoding it into a
-	// sendbuffer.Buffer, and copy anything you keep.
+	// only until OnRecv returns: send f.Wire back with s.Reply, forward it
+	// by copying it into a sendbuffer.Buffer, and copy anything you keep.
 	OnRecv(s *sessionmgr.Session, f codec.Frame)
 
 	// OnSend is called after a batch of n bytes for s has been handed to the
