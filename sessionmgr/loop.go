@@ -64,7 +64,7 @@ type Loop struct {
 	mu      lockorder.Mutex // guards queue and stopped
 	queue   []item
 	nqueued atomic.Int32 // len(queue), stored under mu: lets drain skip mu when 0
-	stopped bool // Discard ran: pushes release their buffer at once
+	stopped bool         // Discard ran: pushes release their buffer at once
 
 	// Owned by the event loop goroutine.
 	spare   []item
