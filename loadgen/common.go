@@ -68,7 +68,7 @@ func (b *base) startClock(d time.Duration) {
 
 // runner is what each kind of run gives track: its counters for progress
 // lines, its shutdown (stop the senders, close the connections, wait for
-// every goroutine) and its count into a Result.
+// every goroutine) and its clients' counts into a Result.
 type runner interface {
 	snapshot() (sent, recv, bytes int64)
 	shutdown()
@@ -76,8 +76,9 @@ type runner interface {
 }
 
 // track starts progress reports on r and returns end, for the run to defer:
-// it stops the clock's timer, shuts r down, stops the reports and collects
-// r into res. On the run's own goroutine.
+// it stops the clock's timer, shuts r down, stops the reports, collects r
+// into res and adds the latencies and error samples. On the run's own
+// goroutine.
 func (b *base) track(r runner, interval time.Duration, fn func(Progress)) (end func(res *Result)) {
 	stopProgress := b.runProgress(interval, fn, r.snapshot)
 	return func(res *Result) {
@@ -87,6 +88,8 @@ func (b *base) track(r runner, interval time.Duration, fn func(Progress)) (end f
 		r.shutdown()
 		stopProgress()
 		r.collect(res)
+		res.Latency = b.lat.summary()
+		res.ErrorSamples = b.errs.list()
 	}
 }
 

@@ -219,8 +219,6 @@ func (r *echoRun) collect(res *Result) {
 			r.errs.note("client %d: %d bytes not echoed", c.id, missing)
 		}
 	}
-	res.Latency = r.lat.summary()
-	res.ErrorSamples = r.errs.list()
 }
 
 // pingPong runs one pingpong client.

@@ -314,8 +314,6 @@ func (r *fanRun) collect(res *Result) {
 			res.Disconnects++
 		}
 	}
-	res.Latency = r.lat.summary()
-	res.ErrorSamples = r.errs.list()
 }
 
 // readLoop reads and verifies everything that comes to c.sub.
