@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -84,4 +86,56 @@ func TestBroadcastFanout(t *testing.T) {
 			t.Logf("%d frames delivered in %v (%.0f frames/s, p99 %v)", res.Received, res.Elapsed, res.PerSec, res.Latency.P99)
 		})
 	}
+}
+
+// reasonSpy is replyEcho that records why its sessions closed.
+type reasonSpy struct {
+	replyEcho
+	reasons chan error
+}
+
+func (h *reasonSpy) OnDisconnected(_ *sessionmgr.Session, reason error) { h.reasons <- reason }
+
+// TestReplyToNonReaderIsBounded: a client streams to the Reply echo server
+// and never reads (4 KiB receive buffer). Once gnet's outbound buffer for
+// it passes the high watermark, Reply holds copies, and past MaxPending the
+// session is closed as a slow consumer, once; nothing is left live.
+func TestReplyToNonReaderIsBounded(t *testing.T) {
+	const maxPending = 1 << 20
+	limits := sessionmgr.Limits{LowWatermark: 16 << 10, HighWatermark: 64 << 10, MaxPending: maxPending, Policy: sessionmgr.Disconnect}
+	h := &reasonSpy{reasons: make(chan error, 1)}
+	srv := startServer(t, h, handler.WithCodec(codec.Raw()), handler.WithLimits(limits))
+	c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4<<10)
+	written := 0
+	// Far more than the limit plus what the kernel buffers on both sides;
+	// the server closes the session long before.
+	for written < 64*maxPending {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Write(chunk)
+		written += n
+		if err != nil {
+			break
+		}
+	}
+	select {
+	case reason := <-h.reasons:
+		if !errors.Is(reason, sessionmgr.ErrSlowConsumer) {
+			t.Errorf("closed with %v; want ErrSlowConsumer", reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("session still open after the client wrote %d bytes and read none", written)
+	}
+	if n := srv.Stats().SlowDisconnects; n != 1 {
+		t.Errorf("SlowDisconnects = %d; want 1", n)
+	}
+	t.Logf("closed as slow after the client wrote %d bytes", written)
+	waitFor(t, 5*time.Second, "buffers released", func() bool { return sendbuffer.Live() == 0 })
 }
