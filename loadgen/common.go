@@ -67,25 +67,29 @@ func (b *base) startClock(d time.Duration) {
 }
 
 // runner is what each kind of run gives track: its counters for progress
-// lines, its shutdown (stop the senders, close the connections, wait for
-// every goroutine) and its clients' counts into a Result.
+// lines, a way to close its connections, and its clients' counts into a
+// Result.
 type runner interface {
 	snapshot() (sent, recv, bytes int64)
-	shutdown()
+	closeConns()
 	collect(res *Result)
 }
 
 // track starts progress reports on r and returns end, for the run to defer:
-// it stops the clock's timer, shuts r down, stops the reports, collects r
-// into res and adds the latencies and error samples. On the run's own
-// goroutine.
+// it stops the clock's timer and the senders, closes r's connections (the
+// errors that follow are not counted), waits for every goroutine of the
+// run, stops the reports, collects r into res and adds the latencies and
+// error samples. On the run's own goroutine.
 func (b *base) track(r runner, interval time.Duration, fn func(Progress)) (end func(res *Result)) {
 	stopProgress := b.runProgress(interval, fn, r.snapshot)
 	return func(res *Result) {
 		if b.clock != nil {
 			b.clock.Stop()
 		}
-		r.shutdown()
+		b.closing.Store(true)
+		b.stop()
+		r.closeConns()
+		b.wg.Wait()
 		stopProgress()
 		r.collect(res)
 		res.Latency = b.lat.summary()

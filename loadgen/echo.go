@@ -190,13 +190,10 @@ func (r *echoRun) snapshot() (sent, recv, bytes int64) {
 	return
 }
 
-func (r *echoRun) shutdown() {
-	r.closing.Store(true)
-	r.stop()
+func (r *echoRun) closeConns() {
 	for _, c := range r.clients {
 		c.conn.Close()
 	}
-	r.wg.Wait()
 }
 
 func (r *echoRun) collect(res *Result) {

@@ -280,21 +280,17 @@ func (r *fanRun) waitComplete(ctx context.Context, total int64, stop <-chan time
 	}
 }
 
-// shutdown stops the senders, closes every connection and waits for every
-// goroutine of the run.
-func (r *fanRun) shutdown() {
-	r.closing.Store(true)
-	r.stop()
+// closeConns closes every client's connections.
+func (r *fanRun) closeConns() {
 	for _, c := range r.clients {
 		c.sub.Close()
 		if c.pub != c.sub {
 			c.pub.Close()
 		}
 	}
-	r.wg.Wait()
 }
 
-// collect adds every client's account to res. Call after shutdown.
+// collect adds every client's account to res. Call once every goroutine of the run has exited.
 func (r *fanRun) collect(res *Result) {
 	sent := func(s int) uint32 { return uint32(r.clients[s].sent.Load()) }
 	for _, c := range r.clients {
