@@ -425,17 +425,24 @@ func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
 
 // OnTraffic decodes every complete frame gnet has buffered and hands each to
 // the handler. Frames alias gnet's buffer until Discard below.
-func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
+func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	st := c.Context().(*conn)
 	s := st.s
 	now := srv.now.Load()
 	if st.lastRecv.Load() != now { // the coarse clock moves once a tick
 		st.lastRecv.Store(now)
 	}
-	// Replies sent by the handler are written once, when all frames of this
-	// read are handled.
+	// What the handler sends is written when all frames of this read are
+	// handled. One deferred recover covers every OnRecv of the read: this
+	// runs once per message on the loop's critical path.
 	s.EnterCallback()
-	defer s.LeaveCallback()
+	defer func() {
+		if r := recover(); r != nil {
+			srv.panicked(s, r)
+			action = gnet.Close
+		}
+		s.LeaveCallback()
+	}()
 	in, _ := c.Peek(-1)
 	off := 0
 	for off < len(in) {
@@ -450,9 +457,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			break
 		}
 		off += n
-		if !srv.call(s, func() { srv.h.OnRecv(s, f) }) {
-			return gnet.Close
-		}
+		srv.h.OnRecv(s, f)
 	}
 	if off > 0 {
 		// Discard(0) would drop everything buffered, the partial frame
@@ -511,15 +516,21 @@ func (srv *Server) onSend(s *sessionmgr.Session, n int) {
 func (srv *Server) call(s *sessionmgr.Session, fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.SetCloseReason(fmt.Errorf("%w: %v", ErrHandlerPanic, r))
-			srv.log.Error().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).
-				Interface("panic", r).Str("stack", string(debug.Stack())).
-				Msg("herald: handler panicked; closing its session")
+			srv.panicked(s, r)
 			ok = false
 		}
 	}()
 	fn()
 	return true
+}
+
+// panicked records ErrHandlerPanic as s's close reason and logs the panic
+// r with its stack. Called by the deferred function that recovered r.
+func (srv *Server) panicked(s *sessionmgr.Session, r any) {
+	s.SetCloseReason(fmt.Errorf("%w: %v", ErrHandlerPanic, r))
+	srv.log.Error().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).
+		Interface("panic", r).Str("stack", string(debug.Stack())).
+		Msg("herald: handler panicked; closing its session")
 }
 
 // gnetLogger sends gnet's own log lines to the server's zerolog logger.
