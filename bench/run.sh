@@ -33,9 +33,14 @@
 #   ECHO_DURATION [5s]   length of each echo run
 #   FANOUT_SERVERS ["herald gnetcopy gochan redis"]
 #   ECHO_SERVERS ["herald gnetecho netecho"]
-#   MULTICORE [false]    -multicore for herald and the gnet baselines (one event loop each by default: the load generator needs the other core)
-#   HERALD_ARGS ["-log-level warn -multicore=$MULTICORE"]
-#   BASELINE_ARGS ["-log-level warn -multicore=$MULTICORE"]
+#   FANOUT_MULTICORE [false]  -multicore for herald and the gnet baselines in
+#                        fan-out: one event loop each, the load generator needs
+#                        the other core
+#   ECHO_MULTICORE [true]     the same in echo, where every gnet server, raw gnet
+#                        echo included, is faster with a loop per core
+#   MULTICORE            sets both
+#   HERALD_ARGS ["-log-level warn"]     extra flags for herald's servers
+#   BASELINE_ARGS ["-log-level warn"]   extra flags for the baselines
 #   GOCHAN_QUEUE [1024]  gochan's per-client queue (frames)
 #   HERALD_BROADCAST_PKG [./cmd/broadcast]  HERALD_ECHO_PKG [./cmd/echo]
 #                        packages built as "herald" (e.g. ./bench/gnetcopy to
@@ -68,9 +73,10 @@ ECHO_DURATION=${ECHO_DURATION:-5s}
 SCENARIOS=${SCENARIOS:-fanout1 fanout2 stream pingpong}
 FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis}
 ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
-MULTICORE=${MULTICORE:-false}
-HERALD_ARGS=${HERALD_ARGS:-"-log-level warn -multicore=$MULTICORE"}
-BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn -multicore=$MULTICORE"}
+FANOUT_MULTICORE=${FANOUT_MULTICORE:-${MULTICORE:-false}}
+ECHO_MULTICORE=${ECHO_MULTICORE:-${MULTICORE:-true}}
+HERALD_ARGS=${HERALD_ARGS:-"-log-level warn"}
+BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn"}
 GOCHAN_QUEUE=${GOCHAN_QUEUE:-1024}
 HERALD_BROADCAST_PKG=${HERALD_BROADCAST_PKG:-./cmd/broadcast}
 HERALD_ECHO_PKG=${HERALD_ECHO_PKG:-./cmd/echo}
@@ -170,8 +176,9 @@ run_one() {
 	local port addr kind mode unitdiv clients messages
 	port=$("$BIN/loadgen" -free-port)
 	addr=127.0.0.1:$port
+	local multicore=$ECHO_MULTICORE
 	case $scenario in
-	fanout1 | fanout2) kind=fanout ;;
+	fanout1 | fanout2) kind=fanout multicore=$FANOUT_MULTICORE ;;
 	*) kind=echo ;;
 	esac
 
@@ -184,7 +191,7 @@ run_one() {
 			srv=("$BIN/herald-echo" -addr "$addr")
 		fi
 		read -ra extra <<<"$HERALD_ARGS"
-		srv+=("${extra[@]}")
+		srv+=(-multicore="$multicore" "${extra[@]}")
 		;;
 	redis)
 		srv=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning)
@@ -192,7 +199,7 @@ run_one() {
 	gnetcopy | gochan | gnetecho | netecho)
 		srv=("$BIN/$server" -addr "$addr")
 		read -ra extra <<<"$BASELINE_ARGS"
-		srv+=("${extra[@]}")
+		srv+=(-multicore="$multicore" "${extra[@]}")
 		[[ $server == gochan ]] && srv+=(-queue "$GOCHAN_QUEUE")
 		;;
 	esac
@@ -296,7 +303,7 @@ servers_for() {
 
 # ---- runs ------------------------------------------------------------------
 printf 'scenario\tserver\tround\tper_sec\tmb_per_sec\tp50_us\tp99_us\tcpu_ns_per_unit\trss_mb\tcpu_s\terrors\tstatus\n' >"$RESULTS"
-log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 size=$SIZE window=$WINDOW echo=$ECHO_DURATION"
+log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE"
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round/$ROUNDS"
 	for scenario in $SCENARIOS; do
@@ -320,6 +327,7 @@ declare -A MED
 echo
 echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong);"
 echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong)"
+echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE"
 printf '%-9s %-9s %6s %14s %10s %10s %12s %14s %8s\n' scenario server ok/runs throughput MB/s p50_us p99_us cpu_ns/unit rss_MB
 for scenario in $SCENARIOS; do
 	for server in $(servers_for "$scenario"); do
