@@ -68,6 +68,9 @@ func BenchmarkOnTraffic(b *testing.B) {
 			buf, _ := c.Next(-1)
 			_, _ = c.Write(buf)
 		}
+		if c.writes != b.N {
+			b.Fatalf("%d writes for %d messages", c.writes, b.N)
+		}
 	})
 	b.Run("herald", func(b *testing.B) {
 		srv, err := NewServer(echoHandler{}, WithCodec(codec.Raw()))
