@@ -5,7 +5,8 @@ import "errors"
 // Close reasons and server errors. OnDisconnected receives them wrapped; test
 // with errors.Is.
 var (
-	// ErrHandlerPanic: a Handler method panicked on this session.
+	// ErrHandlerPanic: a Handler method, or the codec decoding this
+	// session's bytes, panicked on this session.
 	ErrHandlerPanic = errors.New("herald/handler: handler panicked")
 	// ErrProtocol wraps a codec error that closed the session.
 	ErrProtocol = errors.New("herald/handler: protocol error")

@@ -12,8 +12,8 @@
 // already has (the received frame, for an echo) at once, without a buffer.
 //
 // A malformed frame closes only its own session, with a logged reason. A
-// panic in a Handler method is recovered, logged with its stack, and closes
-// only the session it happened on.
+// panic in a Handler method, or in a custom codec's Decode, is recovered,
+// logged with its stack, and closes only the session it happened on.
 package handler
 
 import (

@@ -39,6 +39,20 @@ func (r *relay) OnDisconnected(s *sessionmgr.Session, reason error) {
 	r.reasons[s.ID()] = reason
 }
 
+// panicky is the packet codec with a bug: it panics decoding a frame with id
+// panicID, as a custom codec might.
+type panicky struct{ codec.Codec }
+
+func (p panicky) Decode(in []byte) (codec.Frame, int, error) {
+	f, n, err := p.Codec.Decode(in)
+	if n > 0 && f.ID == panicID {
+		panic("codec bug")
+	}
+	return f, n, err
+}
+
+const panicID = 666
+
 func (r *relay) reasonsSnapshot() []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -51,23 +65,29 @@ func (r *relay) reasonsSnapshot() []error {
 
 // TestOffendersCloseAlone: a frame whose size field is below the header or
 // above the max frame closes that client only, with the codec's reason; a
-// handler panic closes only the session it happened on; healthy clients keep
-// exchanging frames throughout.
+// panic in the handler or in a custom codec closes only the session it
+// happened on; healthy clients keep exchanging frames throughout.
 func TestOffendersCloseAlone(t *testing.T) {
 	tests := []struct {
-		name   string
-		bad    []byte
-		wantIs error
+		name       string
+		bad        []byte
+		codecPanic bool // the codec panics on panicID, not the handler
+		wantIs     error
 	}{
 		{name: "size below header", bad: []byte{3, 0, 1, 0}, wantIs: codec.ErrBadLength},
 		{name: "size zero", bad: []byte{0, 0, 0, 0}, wantIs: codec.ErrBadLength},
 		{name: "size above max frame", bad: []byte{0x01, 0x04, 1, 0}, wantIs: codec.ErrFrameTooLarge}, // 1025 > 1024
-		{name: "handler panic", bad: packetFrame(666, []byte("boom")), wantIs: handler.ErrHandlerPanic},
+		{name: "handler panic", bad: packetFrame(panicID, []byte("boom")), wantIs: handler.ErrHandlerPanic},
+		{name: "codec panic", bad: packetFrame(panicID, []byte("boom")), codecPanic: true, wantIs: handler.ErrHandlerPanic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &relay{panicID: 666}
-			srv := startServer(t, h, handler.WithCodec(codec.Packet(1024)), handler.WithLoops(2))
+			h := &relay{panicID: panicID}
+			var c codec.Codec = codec.Packet(1024)
+			if tt.codecPanic {
+				h.panicID, c = 0, panicky{c}
+			}
+			srv := startServer(t, h, handler.WithCodec(c), handler.WithLoops(2))
 			addr := srv.Addr().String()
 			healthy := []*packetClient{dialPacket(t, addr), dialPacket(t, addr)}
 			bad := dialPacket(t, addr)
