@@ -39,6 +39,16 @@ func (r *relay) OnDisconnected(s *sessionmgr.Session, reason error) {
 	r.reasons[s.ID()] = reason
 }
 
+func (r *relay) reasonsSnapshot() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []error
+	for _, err := range r.reasons {
+		out = append(out, err)
+	}
+	return out
+}
+
 // panicky is the packet codec with a bug: it panics decoding a frame with id
 // panicID, as a custom codec might.
 type panicky struct{ codec.Codec }
@@ -52,16 +62,6 @@ func (p panicky) Decode(in []byte) (codec.Frame, int, error) {
 }
 
 const panicID = 666
-
-func (r *relay) reasonsSnapshot() []error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []error
-	for _, err := range r.reasons {
-		out = append(out, err)
-	}
-	return out
-}
 
 // TestOffendersCloseAlone: a frame whose size field is below the header or
 // above the max frame closes that client only, with the codec's reason; a
