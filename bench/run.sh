@@ -13,17 +13,19 @@
 # Usage: bench/run.sh            (from anywhere inside the repository)
 #        ROUNDS=1 QUICK=1 bench/run.sh     smoke run, well under a minute
 #
-# Scenarios (SCENARIOS, default all four):
+# Scenarios (SCENARIOS, default all five):
 #   fanout1   fan-out FANOUT1 clients x frames (default 200x200), SIZE-byte
 #             payloads, window WINDOW: herald, gnetcopy, gochan, redis pub/sub
 #   fanout2   the same with FANOUT2 (default 50x1000)
 #   stream    echo, pipelined byte stream, MB/s: herald echo, gnetecho, netecho
 #   pingpong  echo, one message in flight per client, msgs/s: same servers
+#   ppepoll   pingpong with loadgen's epoll engine (-engine epoll): every
+#             client on one thread, which leaves the server more CPU
 #
 # Environment knobs (defaults in brackets; QUICK=1 shrinks the sizes):
 #   ROUNDS [5]           rounds; medians are over the rounds
 #   QUICK [0]            1: fanout 50x50 and 20x200, echo runs of 1s
-#   SCENARIOS            subset of "fanout1 fanout2 stream pingpong"
+#   SCENARIOS            subset of "fanout1 fanout2 stream pingpong ppepoll"
 #   FANOUT1 [200x200]    CLIENTSxFRAMES per client
 #   FANOUT2 [50x1000]
 #   SIZE [64]            fan-out payload bytes
@@ -38,7 +40,9 @@
 #                        the other core
 #   ECHO_MULTICORE [true]     the same in echo, where every gnet server, raw gnet
 #                        echo included, is faster with a loop per core
-#   MULTICORE            sets both
+#   PPEPOLL_MULTICORE [false] the same in ppepoll: its client is one thread,
+#                        and every gnet server is faster with one loop then
+#   MULTICORE            sets all three
 #   HERALD_ARGS ["-log-level warn"]     extra flags for herald's servers
 #   BASELINE_ARGS ["-log-level warn"]   extra flags for the baselines
 #   GOCHAN_QUEUE [1024]  gochan's per-client queue (frames)
@@ -70,11 +74,12 @@ STREAM_WINDOW=${STREAM_WINDOW:-16}
 PINGPONG_CLIENTS=${PINGPONG_CLIENTS:-50}
 PINGPONG_SIZE=${PINGPONG_SIZE:-64}
 ECHO_DURATION=${ECHO_DURATION:-5s}
-SCENARIOS=${SCENARIOS:-fanout1 fanout2 stream pingpong}
+SCENARIOS=${SCENARIOS:-fanout1 fanout2 stream pingpong ppepoll}
 FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis}
 ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
 FANOUT_MULTICORE=${FANOUT_MULTICORE:-${MULTICORE:-false}}
 ECHO_MULTICORE=${ECHO_MULTICORE:-${MULTICORE:-true}}
+PPEPOLL_MULTICORE=${PPEPOLL_MULTICORE:-${MULTICORE:-false}}
 HERALD_ARGS=${HERALD_ARGS:-"-log-level warn"}
 BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn"}
 GOCHAN_QUEUE=${GOCHAN_QUEUE:-1024}
@@ -179,6 +184,7 @@ run_one() {
 	local multicore=$ECHO_MULTICORE
 	case $scenario in
 	fanout1 | fanout2) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	ppepoll) kind=echo multicore=$PPEPOLL_MULTICORE ;;
 	*) kind=echo ;;
 	esac
 
@@ -218,8 +224,9 @@ run_one() {
 		lg=(-mode stream -clients "$STREAM_CLIENTS" -size "$STREAM_SIZE" -window "$STREAM_WINDOW" -duration "$ECHO_DURATION")
 		unitdiv=0 # CPU per MB echoed
 		;;
-	pingpong)
+	pingpong | ppepoll)
 		lg=(-mode pingpong -clients "$PINGPONG_CLIENTS" -size "$PINGPONG_SIZE" -duration "$ECHO_DURATION")
+		[[ $scenario == ppepoll ]] && lg+=(-engine epoll)
 		unitdiv=1 # CPU per round trip
 		;;
 	esac
@@ -303,7 +310,7 @@ servers_for() {
 
 # ---- runs ------------------------------------------------------------------
 printf 'scenario\tserver\tround\tper_sec\tmb_per_sec\tp50_us\tp99_us\tcpu_ns_per_unit\trss_mb\tcpu_s\terrors\tstatus\n' >"$RESULTS"
-log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE"
+log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE ppepoll_multicore=$PPEPOLL_MULTICORE"
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round/$ROUNDS"
 	for scenario in $SCENARIOS; do
@@ -325,9 +332,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print "-";
 
 declare -A MED
 echo
-echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong);"
-echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong)"
-echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE"
+echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong, ppepoll);"
+echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong, ppepoll)"
+echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE, ppepoll $PPEPOLL_MULTICORE"
 printf '%-9s %-9s %6s %14s %10s %10s %12s %14s %8s\n' scenario server ok/runs throughput MB/s p50_us p99_us cpu_ns/unit rss_MB
 for scenario in $SCENARIOS; do
 	for server in $(servers_for "$scenario"); do

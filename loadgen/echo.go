@@ -22,18 +22,44 @@ const (
 	EchoStream = "stream"
 )
 
+// Pingpong engines.
+const (
+	// EngineGoroutines runs each pingpong client on a goroutine of its own
+	// over a net.Conn.
+	EngineGoroutines = "goroutines"
+	// EngineEpoll runs every pingpong client on one goroutine over one
+	// epoll instance (Linux only, unpaced runs only): the client spends
+	// less CPU per round trip, which matters when it shares the machine's
+	// cores with the server.
+	EngineEpoll = "epoll"
+)
+
 // EchoConfig configures RunEcho: the mode, and Config's fields as their
 // comments describe them for pingpong and stream.
 type EchoConfig struct {
 	Config
 	// Mode is EchoPingPong (default) or EchoStream.
 	Mode string
+	// Engine is how pingpong's clients run: EngineGoroutines (default) or
+	// EngineEpoll. Stream always runs two goroutines per client.
+	Engine string
 }
 
 func (c EchoConfig) normalize() (EchoConfig, error) {
 	c.Mode = cmp.Or(c.Mode, EchoPingPong)
 	if c.Mode != EchoPingPong && c.Mode != EchoStream {
 		return c, configErr("Mode %q is neither %q nor %q", c.Mode, EchoPingPong, EchoStream)
+	}
+	c.Engine = cmp.Or(c.Engine, EngineGoroutines)
+	switch {
+	case c.Engine != EngineGoroutines && c.Engine != EngineEpoll:
+		return c, configErr("Engine %q is neither %q nor %q", c.Engine, EngineGoroutines, EngineEpoll)
+	case c.Engine == EngineEpoll && c.Mode != EchoPingPong:
+		return c, configErr("Engine %q runs pingpong only", EngineEpoll)
+	case c.Engine == EngineEpoll && c.Rate > 0:
+		return c, configErr("Engine %q does not pace: Rate must be 0", EngineEpoll)
+	case c.Engine == EngineEpoll && !epollSupported:
+		return c, configErr("Engine %q needs Linux", EngineEpoll)
 	}
 	defaultSize := DefaultSize
 	if c.Mode == EchoStream {
@@ -87,13 +113,21 @@ func RunEcho(ctx context.Context, cfg EchoConfig) (res Result, err error) {
 		}
 		c.target.Store(math.MaxInt64)
 		r.clients = append(r.clients, c)
-		if cfg.Mode == EchoPingPong {
+		switch {
+		case cfg.Engine == EngineEpoll: // all clients on one loop, below
+		case cfg.Mode == EchoPingPong:
 			r.wg.Add(1)
 			go c.pingPong()
-		} else {
+		default:
 			r.wg.Add(2)
 			go c.streamWrite()
 			go c.streamRead()
+		}
+	}
+	if cfg.Engine == EngineEpoll {
+		if err := r.startPingPongEpoll(); err != nil {
+			closeAll(conns)
+			return res, err
 		}
 	}
 	end := r.track(r, cfg.ProgressInterval, cfg.Progress)

@@ -345,6 +345,8 @@ func TestRunEcho(t *testing.T) {
 	}{
 		{name: "pingpong", cfg: EchoConfig{Mode: EchoPingPong, Config: Config{Clients: 4, Messages: 200, Size: 64}}},
 		{name: "pingpong duration", cfg: EchoConfig{Mode: EchoPingPong, Config: Config{Clients: 2, Duration: 200 * time.Millisecond}}},
+		{name: "pingpong epoll", cfg: EchoConfig{Mode: EchoPingPong, Engine: EngineEpoll, Config: Config{Clients: 4, Messages: 200, Size: 64}}},
+		{name: "pingpong epoll duration", cfg: EchoConfig{Mode: EchoPingPong, Engine: EngineEpoll, Config: Config{Clients: 3, Duration: 200 * time.Millisecond}}},
 		{name: "stream", cfg: EchoConfig{Mode: EchoStream, Config: Config{Clients: 3, Messages: 300, Size: 16 << 10, Window: 8}}},
 		{name: "stream odd sizes", cfg: EchoConfig{Mode: EchoStream, Config: Config{Clients: 2, Messages: 5000, Size: 997, Window: 3}}},
 		{name: "stream duration", cfg: EchoConfig{Mode: EchoStream, Config: Config{Clients: 2, Duration: 200 * time.Millisecond, Size: 4096}}},
@@ -394,9 +396,11 @@ func TestRunEchoDetectsCorruption(t *testing.T) {
 			}
 		}
 	})
-	for _, mode := range []string{EchoPingPong, EchoStream} {
-		t.Run(mode, func(t *testing.T) {
-			res, err := RunEcho(testContext(t), EchoConfig{Mode: mode, Config: Config{
+	for _, tt := range []struct{ mode, engine string }{
+		{EchoPingPong, EngineGoroutines}, {EchoPingPong, EngineEpoll}, {EchoStream, ""},
+	} {
+		t.Run(tt.mode+" "+tt.engine, func(t *testing.T) {
+			res, err := RunEcho(testContext(t), EchoConfig{Mode: tt.mode, Engine: tt.engine, Config: Config{
 				Addr: srv.addr(), Clients: 2, Messages: 100, Size: 256, DrainTimeout: 300 * time.Millisecond,
 			}})
 			if !errors.Is(err, ErrVerify) || res.Corrupt != 2 {
@@ -433,9 +437,32 @@ func TestConfigErrors(t *testing.T) {
 		{},
 		{Mode: "nope", Config: Config{Addr: "x"}},
 		{Mode: EchoStream, Config: Config{Addr: "x", Size: 2 << 20}},
+		{Engine: "threads", Config: Config{Addr: "x"}},
+		{Mode: EchoStream, Engine: EngineEpoll, Config: Config{Addr: "x"}},
+		{Engine: EngineEpoll, Config: Config{Addr: "x", Rate: 100}},
 	} {
 		if _, err := RunEcho(ctx, cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: err = %v, want ErrConfig", cfg, err)
 		}
+	}
+}
+
+func TestRunEchoServerHangsUp(t *testing.T) {
+	// Echoes the first message of each connection, then closes it.
+	srv := startServer(t, func(_ *testServer, c net.Conn) {
+		buf := make([]byte, 64+PacketHeaderLen)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			_, _ = c.Write(buf)
+		}
+	})
+	for _, engine := range []string{EngineGoroutines, EngineEpoll} {
+		t.Run(engine, func(t *testing.T) {
+			res, err := RunEcho(testContext(t), EchoConfig{Mode: EchoPingPong, Engine: engine, Config: Config{
+				Addr: srv.addr(), Clients: 3, Messages: 100, Size: 64,
+			}})
+			if !errors.Is(err, ErrVerify) || res.Disconnects != 3 || res.Received != 3 {
+				t.Fatalf("err %v, Disconnects %d, Received %d; want ErrVerify, 3, 3", err, res.Disconnects, res.Received)
+			}
+		})
 	}
 }

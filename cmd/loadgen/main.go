@@ -8,6 +8,7 @@
 //	loadgen -mode fanout   -addr 127.0.0.1:7001 -clients 200 -messages 200 -size 64 -window 16
 //	loadgen -mode pubsub   -addr 127.0.0.1:6379 -clients 200 -messages 200 -size 64 -window 16
 //	loadgen -mode echo -echo pingpong -addr 127.0.0.1:7000 -clients 50 -duration 5s
+//	loadgen -mode pingpong -engine epoll -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode echo -echo stream   -addr 127.0.0.1:7000 -clients 8 -size 16384 -duration 5s
 //	loadgen -mode selftest -clients 50 -messages 1000   # loadgen's own receive ceiling
 //
@@ -43,6 +44,7 @@ func run() int {
 	var (
 		mode     = flag.String("mode", "fanout", "fanout, pubsub, echo, selftest (or pingpong, stream)")
 		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
+		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate)")
 		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
 		clients  = flag.Int("clients", loadgen.DefaultClients, "number of clients")
 		messages = flag.Int("messages", 0, "frames (pingpong: round trips, stream: chunks) per client; 0: until -duration, or 1000 if that is 0 too")
@@ -106,7 +108,7 @@ func run() int {
 	case "selftest":
 		res, err = loadgen.RunSelftest(ctx, cfg)
 	case "echo":
-		res, err = loadgen.RunEcho(ctx, loadgen.EchoConfig{Config: cfg, Mode: *echoMode})
+		res, err = loadgen.RunEcho(ctx, loadgen.EchoConfig{Config: cfg, Mode: *echoMode, Engine: *engine})
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: unknown -mode %q\n", *mode)
 		return 2
