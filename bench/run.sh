@@ -329,6 +329,31 @@ col() { # col SCENARIO SERVER COLUMN
 count() { awk -F'\t' -v s="$1" -v v="$2" -v ok="$3" 'NR>1 && $1==s && $2==v && (ok=="" || $12=="ok") {n++} END{print n+0}' "$RESULTS"; }
 fmtnum() { awk -v d="$1" '{ if ($1 == "") print "-"; else printf("%." d "f\n", $1) } END { if (NR == 0) print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print "-"; else printf "%.2fx", a/b }'; }
+# paired SCENARIO COLUMN BASELINE...: the median over rounds of herald's
+# throughput over the best of the baselines in the same round (rounds where
+# every one of them verified), and the rounds' range.
+paired() {
+	local scenario=$1 c=$2
+	shift 2
+	awk -F'\t' -v s="$scenario" -v c="$c" -v bl="$*" '
+		BEGIN { n = split(bl, b, " ") }
+		NR > 1 && $1 == s && $12 == "ok" && $c != "" { v[$2, $3] = $c; r[$3] = 1 }
+		END {
+			for (round in r) {
+				if (!(("herald", round) in v)) continue
+				best = ""
+				for (i = 1; i <= n; i++) {
+					if (!((b[i], round) in v)) { best = ""; break }
+					if (best == "" || v[b[i], round] > best) best = v[b[i], round]
+				}
+				if (best != "" && best > 0) print v["herald", round] / best
+			}
+		}' "$RESULTS" | sort -g | awk '{a[NR] = $1} END {
+			if (NR == 0) { print "-"; exit }
+			m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+			printf "%.2fx (%.2f-%.2f, %d)", m, a[1], a[NR], NR
+		}'
+}
 
 declare -A MED
 echo
@@ -352,18 +377,20 @@ for scenario in $SCENARIOS; do
 done
 
 echo
-echo "herald / baseline (throughput: >1 is better; cpu per unit and p99: <1 is better)"
-printf '%-9s %-40s %12s %12s %10s\n' scenario ratio throughput cpu/unit p99
+echo "herald / baseline (throughput: >1 is better; cpu per unit and p99: <1 is better); paired: median over"
+echo "rounds of herald's throughput over the baseline's (echo: the better one's) in the same round (min-max, rounds)"
+printf '%-9s %-40s %12s %12s %10s  %s\n' scenario ratio throughput cpu/unit p99 paired
 for scenario in $SCENARIOS; do
 	list=" $(servers_for "$scenario") "
 	[[ $list == *" herald "* ]] || continue
 	if [[ $scenario == fanout* ]]; then
 		for b in redis gnetcopy gochan; do
 			[[ $list == *" $b "* ]] || continue
-			printf '%-9s %-40s %12s %12s %10s\n' "$scenario" "herald/$b" \
+			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/$b" \
 				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.$b.tp]}")" \
 				"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$b.cpu]}")" \
-				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$b.p99]}")"
+				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$b.p99]}")" \
+				"$(paired "$scenario" 4 "$b")"
 		done
 	else
 		best= bestv=
@@ -374,10 +401,13 @@ for scenario in $SCENARIOS; do
 			fi
 		done
 		[[ -n $best ]] || continue
-		printf '%-9s %-40s %12s %12s %10s\n' "$scenario" "herald/max(gnetecho,netecho)=$best" \
+		tpcol=4
+		[[ $scenario == stream ]] && tpcol=5
+		printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/max(gnetecho,netecho)=$best" \
 			"$(ratio "${MED[$scenario.herald.tp]}" "$bestv")" \
 			"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$best.cpu]}")" \
-			"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$best.p99]}")"
+			"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$best.p99]}")" \
+			"$(paired "$scenario" "$tpcol" $(servers_for "$scenario" | tr ' ' '\n' | grep -v '^herald$' | tr '\n' ' '))"
 	fi
 done
 echo

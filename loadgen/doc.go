@@ -14,6 +14,10 @@
 // measures loadgen's own receive path against an in-process blaster, which
 // is the ceiling above which loadgen, not the server, is the bottleneck.
 //
+// Pingpong runs a goroutine per client by default; EchoConfig.Engine
+// EngineEpoll runs them all on one thread over epoll (Linux), which costs
+// the client less CPU per round trip where it shares the server's cores.
+//
 // # Fan-out verification
 //
 // Every data frame carries a payload built by AppendPayload: sender, sequence
