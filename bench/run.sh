@@ -20,7 +20,7 @@
 #   stream    echo, pipelined byte stream, MB/s: herald echo, gnetecho, netecho
 #   pingpong  echo, one message in flight per client, msgs/s: same servers
 #   ppepoll   pingpong with loadgen's epoll engine (-engine epoll): every
-#             client on one thread, which leaves the server more CPU
+#             client on one goroutine, which leaves the server more CPU
 #
 # Environment knobs (defaults in brackets; QUICK=1 shrinks the sizes):
 #   ROUNDS [5]           rounds; medians are over the rounds
@@ -40,7 +40,7 @@
 #                        the other core
 #   ECHO_MULTICORE [true]     the same in echo, where every gnet server, raw gnet
 #                        echo included, is faster with a loop per core
-#   PPEPOLL_MULTICORE [false] the same in ppepoll: its client is one thread,
+#   PPEPOLL_MULTICORE [false] the same in ppepoll: its client is one goroutine,
 #                        and every gnet server is faster with one loop then
 #   MULTICORE            sets all three
 #   HERALD_ARGS ["-log-level warn"]     extra flags for herald's servers

@@ -15,7 +15,7 @@
 // is the ceiling above which loadgen, not the server, is the bottleneck.
 //
 // Pingpong runs a goroutine per client by default; EchoConfig.Engine
-// EngineEpoll runs them all on one thread over epoll (Linux), which costs
+// EngineEpoll runs them all on one goroutine over epoll (Linux), which costs
 // the client less CPU per round trip where it shares the server's cores.
 //
 // # Fan-out verification

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -37,8 +36,8 @@ type ppConn struct {
 	done     bool
 }
 
-// startPingPongEpoll runs every pingpong client on one goroutine, locked to
-// its thread, over one epoll instance: one client's round trip costs a
+// startPingPongEpoll runs every pingpong client on one goroutine over one
+// epoll instance: one client's round trip costs a
 // write, a read and a share of one epoll_wait, where a goroutine per
 // client adds the Go scheduler's park and wake-up on both ends. On a
 // machine whose cores the server shares, that leaves more of them to the
@@ -111,8 +110,6 @@ func takeFD(c net.Conn) (int, error) {
 // reads echoes and sends the next message until every client is done (its
 // Messages sent, the senders stopped, or its connection failed).
 func (r *echoRun) pingPongEpoll(ep int, conns []*ppConn) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	lat := r.lat.buf()
 	defer func() { lat.done(r.now()) }()
 	defer func() {
