@@ -192,7 +192,6 @@ func (r *echoRun) write(ep int, p *ppConn) bool {
 		n, err := unix.Write(p.fd, p.msg[p.wrote:])
 		if n > 0 {
 			p.wrote += n
-			p.c.wbytes.Add(int64(n))
 		}
 		if errors.Is(err, unix.EAGAIN) {
 			break
