@@ -61,7 +61,7 @@ func (r *echoRun) startPingPongEpoll() error {
 			closeFDs()
 			return fmt.Errorf("loadgen: client %d: %w", i, err)
 		}
-		conns = append(conns, &ppConn{c: c, fd: fd})
+		conns = append(conns, &ppConn{c: c, fd: fd}) // conns[c.id]: ids are indexes of r.clients
 		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.id)}); err != nil {
 			closeFDs()
 			return fmt.Errorf("loadgen: client %d: epoll_ctl: %w", i, err)
