@@ -5,10 +5,17 @@
 // # Ownership
 //
 // A Buffer is born from Get with one reference, owned by the caller. Every
-// holder (a session's send queue, a batch handed to the socket) holds its own
-// reference and drops it with Release exactly once. When the last reference
-// is dropped the Buffer returns to its pool; after that nobody may touch it or
-// any slice obtained from Bytes.
+// holder holds its own reference and drops it exactly once. When the last
+// reference is dropped the Buffer returns to its pool; after that nobody may
+// touch it or any slice obtained from Bytes.
+//
+// Content code holds references with Get, Retain and Release. Sending a
+// buffer hands one of them to herald's queues (Session.Send, the
+// broadcasts): the queues hold their references through Handoff, Share and
+// Drop, which content code does not call. The two kinds are counted apart,
+// so the classic misuse — s.Send(b) followed by b.Release() — panics inside
+// the Release, in the handler that made it (herald recovers it and closes
+// only that session), instead of recycling a buffer a queue still holds.
 //
 // # Debug mode
 //

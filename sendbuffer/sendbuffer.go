@@ -39,8 +39,9 @@ var pools [numClasses]sync.Pool
 // Reset) is for the single owner filling the buffer before it is shared:
 // once a second reference exists the contents must be treated as read-only.
 type Buffer struct {
-	refs  atomic.Int32
-	buf   []byte // len is the filled part; cap is the class size
+	refs  atomic.Int32 // every reference; the buffer is recycled at zero
+	owned atomic.Int32 // the references content code holds (not herald's queues)
+	buf   []byte       // len is the filled part; cap is the class size
 	class int8   // pool index, or -1 when unpooled
 	key   uint64 // conflation key, 0 for none
 	stack string // debug mode: where Get was called
@@ -84,6 +85,7 @@ func classSize(c int) int { return 1 << (minClassShift + classStep*c) }
 func Get(n int) *Buffer {
 	b := get(n)
 	b.refs.Store(1)
+	b.owned.Store(1)
 	b.key = 0
 	live.Add(1)
 	if debug.Load() {
@@ -121,21 +123,65 @@ func get(n int) *Buffer {
 // already been released: a holder must retain while it still has a reference.
 func (b *Buffer) Retain() { b.RetainN(1) }
 
-// RetainN adds n references at once, as a broadcast does for its recipients.
+// RetainN adds n references at once.
 func (b *Buffer) RetainN(n int) {
 	if n <= 0 {
 		return
 	}
+	b.share(n)
+	b.owned.Add(int32(n))
+}
+
+// Release drops one of the caller's references. The last Release returns
+// the buffer to its pool; the buffer and every slice taken from Bytes must
+// not be used after the caller's Release. It panics, changing nothing, when
+// the caller holds no reference: more Releases than Get and Retains, or a
+// Release of the reference handed to Send or a broadcast (that one is
+// herald's now).
+func (b *Buffer) Release() {
+	if b.owned.Add(-1) < 0 {
+		b.owned.Add(1)
+		panic("herald/sendbuffer: Release of a reference the caller does not hold (double Release, or Release after Send)" + b.origin())
+	}
+	b.drop()
+}
+
+// Handoff turns the caller's reference into n references held by queues:
+// Session.Send hands off one, a broadcast one per event loop. It panics,
+// changing nothing, when the caller holds no reference (a buffer sent twice
+// without Retain, or sent after Release). With n == 0 it is a Release.
+// Queue references are dropped with Drop, never Release.
+func (b *Buffer) Handoff(n int) {
+	if b.owned.Add(-1) < 0 {
+		b.owned.Add(1)
+		panic("herald/sendbuffer: Send of a buffer the caller does not hold (sent twice without Retain, or after Release)" + b.origin())
+	}
+	switch {
+	case n > 1:
+		b.share(n - 1)
+	case n == 0:
+		b.drop()
+	}
+}
+
+// Share adds n queue references to a buffer that a queue already holds
+// (a slow session keeping a frame another queue drained). It panics if the
+// buffer has been released. Drop each one.
+func (b *Buffer) Share(n int) { b.share(n) }
+
+// Drop drops one queue reference (see Handoff and Share). The last
+// reference returns the buffer to its pool. Dropping more queue references
+// than exist panics.
+func (b *Buffer) Drop() { b.drop() }
+
+func (b *Buffer) share(n int) {
 	if b.refs.Add(int32(n)) <= int32(n) {
 		b.refs.Add(-int32(n)) // leave it released for the next misuse check
 		panic("herald/sendbuffer: Retain of a released buffer" + b.origin())
 	}
 }
 
-// Release drops one reference. The last Release returns the buffer to its
-// pool; the buffer and every slice taken from Bytes must not be used after
-// the caller's Release. Releasing more times than retained panics.
-func (b *Buffer) Release() {
+func (b *Buffer) drop() {
 	n := b.refs.Add(-1)
 	if n > 0 {
 		return

@@ -215,3 +215,43 @@ func BenchmarkGetFillRelease(b *testing.B) {
 		buf.Release()
 	}
 }
+
+// TestHandoffOwnership: a reference handed to a queue is the queue's. The
+// caller's later Release panics in the caller, in both modes, and leaves the
+// queue's reference intact, so the frame still goes out and is recycled once.
+func TestHandoffOwnership(t *testing.T) {
+	for _, debug := range []bool{true, false} {
+		withDebug(t, debug, func() {
+			b := sendbuffer.Copy([]byte("frame"))
+			b.Handoff(1) // Session.Send
+			mustPanic(t, "Release after Send", b.Release)
+			mustPanic(t, "sent twice", func() { b.Handoff(1) })
+			if b.Refs() != 1 || string(b.Bytes()) != "frame" {
+				t.Fatalf("after misuse: refs %d, bytes %q; want the queue's reference and the frame", b.Refs(), b.Bytes())
+			}
+			b.Share(2) // two slow sessions keep it
+			b.Drop()
+			b.Drop()
+			b.Drop()
+			if b.Refs() != 0 {
+				t.Fatalf("refs %d after every queue dropped; want 0", b.Refs())
+			}
+
+			c := sendbuffer.Copy([]byte("x"))
+			c.Retain()
+			c.Handoff(3) // a broadcast to three loops; the caller keeps its Retain
+			c.Release()
+			for range 3 {
+				c.Drop()
+			}
+			if c.Refs() != 0 {
+				t.Fatalf("refs %d; want 0", c.Refs())
+			}
+			d := sendbuffer.Copy(nil)
+			d.Handoff(0) // a broadcast to nobody releases
+			if d.Refs() != 0 {
+				t.Fatalf("Handoff(0): refs %d; want 0", d.Refs())
+			}
+		})
+	}
+}

@@ -99,8 +99,8 @@ func (s *Session) hold(e entry) {
 		if i := s.keys[e.key] - s.backlogBase; i >= 0 && i < len(s.backlog) && s.backlog[i].key == e.key {
 			old := s.backlog[i].b
 			s.backlogBytes += e.b.Len() - old.Len()
-			e.b.Retain()
-			old.Release()
+			e.b.Share(1)
+			old.Drop()
 			// The newest state goes where the oldest stood: the latest
 			// value, at the earliest place it could be sent.
 			s.backlog[i] = e
@@ -118,7 +118,7 @@ func (s *Session) hold(e entry) {
 		}
 		s.keys[e.key] = s.backlogBase + len(s.backlog)
 	}
-	e.b.Retain()
+	e.b.Share(1)
 	s.backlog = append(s.backlog, e)
 	s.backlogBytes += e.b.Len()
 }
@@ -126,7 +126,7 @@ func (s *Session) hold(e entry) {
 // dropWritten releases the first n held frames, which are written.
 func (s *Session) dropWritten(n int) {
 	for i := range s.backlog[:n] {
-		s.backlog[i].b.Release()
+		s.backlog[i].b.Drop()
 	}
 	k := copy(s.backlog, s.backlog[n:])
 	clear(s.backlog[k:])
@@ -186,7 +186,7 @@ func (s *Session) publish() {
 func (s *Session) releaseBacklog() (frames, bytes int) {
 	frames, bytes = len(s.backlog)-s.backlogDone, s.backlogBytes
 	for i, e := range s.backlog {
-		e.b.Release()
+		e.b.Drop()
 		s.backlog[i] = entry{}
 	}
 	s.backlog, s.backlogBytes, s.backlogDone, s.backlogBase = s.backlog[:0], 0, 0, 0

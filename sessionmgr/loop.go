@@ -134,7 +134,7 @@ func (l *Loop) push(it item) {
 	if l.stopped {
 		l.mu.Unlock()
 		it.unsent()
-		it.b.Release()
+		it.b.Drop()
 		return
 	}
 	l.queue = append(l.queue, it)
@@ -268,6 +268,7 @@ func (l *Loop) reply(s *Session, p []byte) error {
 		return ErrSessionClosed
 	case !s.writable.Load() || len(s.backlog) > 0:
 		b := sendbuffer.Copy(p)
+		b.Handoff(1) // the loop's reference, dropped with the drained ones
 		l.held = append(l.held, b) // as drain does: enqueue holds its own reference
 		l.enqueue(s, b)
 		return nil
@@ -413,7 +414,7 @@ func (l *Loop) coalesce(list []entry) {
 // loop, once no session still has them pending.
 func (l *Loop) releaseHeld() {
 	for i, b := range l.held {
-		b.Release()
+		b.Drop()
 		l.held[i] = nil
 	}
 	l.held = l.held[:0]
@@ -432,7 +433,7 @@ func (l *Loop) Discard() {
 	l.mu.Unlock()
 	for _, it := range q {
 		it.unsent()
-		it.b.Release()
+		it.b.Drop()
 	}
 	for _, s := range l.dirty {
 		clear(s.pending)

@@ -243,10 +243,11 @@ func (ss *sessionSet) store(all []*Session) {
 // loop, and takes over the caller's reference.
 func (ss *sessionSet) broadcast(b *sendbuffer.Buffer) {
 	if snap := ss.snap.Load(); snap != nil {
-		b.RetainN(len(snap.byLoop))
+		b.Handoff(len(snap.byLoop))
 		for _, m := range snap.byLoop {
 			m.loop.push(item{b: b, to: m.sessions})
 		}
+		return
 	}
 	b.Release()
 }

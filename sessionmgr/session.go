@@ -111,8 +111,9 @@ func (s *Session) Dropped() uint64 { return s.dropped.Load() }
 // Frames sent from one goroutine go out in the order of the Send (and
 // Broadcast) calls.
 func (s *Session) Send(b *sendbuffer.Buffer) error {
+	b.Handoff(1)
 	if s.closed.Load() {
-		b.Release()
+		b.Drop()
 		return ErrSessionClosed
 	}
 	s.loop.push(item{b: b, s: s})
