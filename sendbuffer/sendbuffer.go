@@ -42,9 +42,9 @@ type Buffer struct {
 	refs  atomic.Int32 // every reference; the buffer is recycled at zero
 	owned atomic.Int32 // the references content code holds (not herald's queues)
 	buf   []byte       // len is the filled part; cap is the class size
-	class int8   // pool index, or -1 when unpooled
-	key   uint64 // conflation key, 0 for none
-	stack string // debug mode: where Get was called
+	class int8         // pool index, or -1 when unpooled
+	key   uint64       // conflation key, 0 for none
+	stack string       // debug mode: where Get was called
 }
 
 var (

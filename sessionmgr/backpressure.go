@@ -42,11 +42,17 @@ func ParseSlowPolicy(s string) (SlowPolicy, error) {
 // Limits bound what a session may have pending: frames herald holds for it
 // plus bytes in gnet's outbound buffer (what the peer has not read yet).
 type Limits struct {
-	// At HighWatermark pending bytes a session becomes unwritable: herald
-	// stops handing it to gnet and holds its frames (shared buffers, not
-	// copies; conflated by key). Below LowWatermark it is writable again.
+	// At HighWatermark bytes in gnet's outbound buffer a session becomes
+	// unwritable: herald stops handing it to gnet and holds its frames
+	// (shared buffers, not copies; conflated by key). At LowWatermark or
+	// below it is writable again. 0 <= LowWatermark <= HighWatermark, and
+	// HighWatermark > 0.
 	LowWatermark, HighWatermark int
-	// MaxPending is the hard limit; Policy says what happens past it.
+	// MaxPending is the hard limit on what a session costs: gnet's outbound
+	// bytes plus the memory of the frames herald holds for it, each counted
+	// at its buffer's size class plus the buffer header and queue entry
+	// (so eight-byte frames count 144 bytes each, not 8). Policy says what
+	// happens to a frame that would pass it. MaxPending >= HighWatermark.
 	MaxPending int
 	Policy     SlowPolicy
 }
@@ -60,8 +66,8 @@ func DefaultLimits() Limits {
 
 // Validate reports whether the limits are usable.
 func (l Limits) Validate() error {
-	if l.LowWatermark < 0 || l.LowWatermark > l.HighWatermark || l.HighWatermark > l.MaxPending || l.MaxPending <= 0 {
-		return fmt.Errorf("%w: need 0 <= low (%d) <= high (%d) <= max pending (%d), max > 0",
+	if l.LowWatermark < 0 || l.LowWatermark > l.HighWatermark || l.HighWatermark <= 0 || l.HighWatermark > l.MaxPending {
+		return fmt.Errorf("%w: need 0 <= low (%d) <= high (%d) <= max pending (%d), high > 0",
 			ErrBadConfig, l.LowWatermark, l.HighWatermark, l.MaxPending)
 	}
 	if l.Policy > Drop {
@@ -70,17 +76,40 @@ func (l Limits) Validate() error {
 	return nil
 }
 
+// What a held frame costs besides its buffer's size class: the Buffer
+// header (a 64-byte allocation), its backlog entry (16 bytes, up to 32 with
+// the slice's growth), and for a keyed frame its conflation map slot.
+// tests/slow_test.go checks the heap against these.
+const (
+	heldFrameCost = 64 + 32
+	heldKeyCost   = 48
+)
+
+// cost is what holding e costs a session, counted against MaxPending.
+func (e entry) cost() int {
+	c := e.b.Cap() + heldFrameCost
+	if e.key != 0 {
+		c += heldKeyCost
+	}
+	return c
+}
+
 // Counters are a Manager's running totals, by reason. Read them with
 // Manager.Counters.
 type Counters struct {
 	SlowDisconnects uint64 // sessions closed for passing MaxPending
+	HeldCuts        uint64 // sessions closed by the server-wide Config.MaxHeld
 	Dropped         uint64 // frames dropped under the Drop policy
 	Conflated       uint64 // held frames replaced by a newer one with the same key
 	Unsent          uint64 // frames still pending when their session closed
 }
 
 type counters struct {
-	slowDisconnects, dropped, conflated, unsent atomic.Uint64
+	slowDisconnects, heldCuts, dropped, conflated, unsent atomic.Uint64
+
+	held    atomic.Int64 // every session's backlogCost (Config.MaxHeld bounds it)
+	cutHeld atomic.Int64 // of held: what cut sessions hold until their close lands
+	cutting atomic.Bool  // cutHeaviest runs
 }
 
 // entry is one frame pending for a session, with its conflation key.
@@ -92,15 +121,21 @@ type entry struct {
 // hold keeps e for the unwritable session s, taking a reference of its own,
 // unless the hard limit says otherwise. On the loop.
 func (s *Session) hold(e entry) {
-	limits := &s.mgr.cfg.Limits
+	if s.refused > 0 || s.cut.Load() {
+		s.refuse(e.b) // nothing after a refused frame is written: no hole
+		return
+	}
 	if e.key != 0 {
 		// An entry is stale once its frame was written (it is before
 		// backlog[0]) or its slot holds another key.
 		if i := s.keys[e.key] - s.backlogBase; i >= 0 && i < len(s.backlog) && s.backlog[i].key == e.key {
-			old := s.backlog[i].b
-			s.backlogBytes += e.b.Len() - old.Len()
+			old := s.backlog[i]
+			d := e.cost() - old.cost()
+			s.backlogBytes += e.b.Len() - old.b.Len()
+			s.backlogCost += d
+			s.addHeld(d)
 			e.b.Share(1)
-			old.Drop()
+			old.b.Drop()
 			// The newest state goes where the oldest stood: the latest
 			// value, at the earliest place it could be sent.
 			s.backlog[i] = e
@@ -108,9 +143,13 @@ func (s *Session) hold(e entry) {
 			return
 		}
 	}
-	if s.backlogBytes+s.outbound+e.b.Len() > limits.MaxPending {
-		s.overLimit(e)
-		return
+	c := e.cost()
+	if max := s.mgr.cfg.Limits.MaxPending; s.backlogCost+s.outbound+c > max {
+		// Decide on what the peer has read by now, not at the last look.
+		if s.outbound = s.conn.OutboundBuffered(); s.backlogCost+s.outbound+c > max {
+			s.overLimit(e)
+			return
+		}
 	}
 	if e.key != 0 {
 		if s.keys == nil {
@@ -121,19 +160,28 @@ func (s *Session) hold(e entry) {
 	e.b.Share(1)
 	s.backlog = append(s.backlog, e)
 	s.backlogBytes += e.b.Len()
+	s.backlogCost += c
+	s.addHeld(c)
 }
 
-// dropWritten releases the first n held frames, which are written.
+// dropWritten releases the first n held frames, which are written, and
+// forgets their conflation keys.
 func (s *Session) dropWritten(n int) {
-	for i := range s.backlog[:n] {
-		s.backlog[i].b.Drop()
+	freed := 0
+	for i, e := range s.backlog[:n] {
+		if e.key != 0 && s.keys[e.key] == s.backlogBase+i {
+			delete(s.keys, e.key)
+		}
+		freed += e.cost()
+		e.b.Drop()
 	}
+	s.backlogCost -= freed
+	s.addHeld(-freed)
 	k := copy(s.backlog, s.backlog[n:])
 	clear(s.backlog[k:])
 	s.backlog, s.backlogDone = s.backlog[:k], 0
 	s.backlogBase += n
 	if k == 0 {
-		clear(s.keys)
 		s.backlogBase = 0
 	}
 }
@@ -150,9 +198,7 @@ func (s *Session) overLimit(e entry) {
 		}
 		return
 	}
-	// Never sent: counted as unsent when the close lands.
-	s.refused++
-	s.refusedBytes += e.b.Len()
+	s.refuse(e.b)
 	if first {
 		s.mgr.counts.slowDisconnects.Add(1)
 		if s.mgr.cfg.OnSlow != nil {
@@ -160,6 +206,13 @@ func (s *Session) overLimit(e entry) {
 		}
 		_ = s.CloseWith(ErrSlowConsumer)
 	}
+}
+
+// refuse counts b as never sent to s, which is being closed: it is counted
+// as unsent when the close lands, and every later frame is refused too.
+func (s *Session) refuse(b *sendbuffer.Buffer) {
+	s.refused++
+	s.refusedBytes += b.Len()
 }
 
 // setWritable flips the session's writability and tells OnWritable.
@@ -179,6 +232,9 @@ func (s *Session) publish() {
 	if v := int64(s.pendingBytes + s.backlogBytes + s.outbound); s.queued.Load() != v {
 		s.queued.Store(v)
 	}
+	if v := int64(s.backlogCost); s.heldCost.Load() != v {
+		s.heldCost.Store(v)
+	}
 }
 
 // releaseBacklog drops the session's held frames and returns how many there
@@ -189,7 +245,10 @@ func (s *Session) releaseBacklog() (frames, bytes int) {
 		e.b.Drop()
 		s.backlog[i] = entry{}
 	}
-	s.backlog, s.backlogBytes, s.backlogDone, s.backlogBase = s.backlog[:0], 0, 0, 0
-	clear(s.keys)
+	s.addHeld(-s.backlogCost)
+	s.uncut()
+	s.backlog, s.backlogBytes, s.backlogDone, s.backlogBase, s.backlogCost = s.backlog[:0], 0, 0, 0, 0
+	s.keys = nil
+	s.heldCost.Store(0)
 	return frames, bytes
 }

@@ -121,13 +121,16 @@ func TestSlowPolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkBuffers(t)
 			lim := smallLimits
-			lim.MaxPending, lim.Policy = 15000, tt.policy
+			probe := newFrame(0, 0, 1000)
+			held := entry{b: probe}.cost() // what one held 1000-byte frame counts
+			probe.Release()
+			lim.MaxPending, lim.Policy = 10000+5*held, tt.policy
 			var slow []error
 			m := newManager(t, Config{Limits: lim, OnSlow: func(_ *Session, err error) { slow = append(slow, err) }})
 			fl := newLoop(t)
 			s, c := newSession(t, m, fl)
 			seq := makeUnwritable(t, fl, s, c) // 10000 bytes outbound
-			// 5000 more bytes fit under MaxPending; the next 5 frames do not.
+			// 5 held frames fit under MaxPending; the next 5 do not.
 			for range 10 {
 				_ = s.Send(newFrame(0, seq, 1000))
 				seq++

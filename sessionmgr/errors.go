@@ -16,6 +16,14 @@ var (
 	// ErrNotInCallback is returned by Reply outside the session's own
 	// handler callback.
 	ErrNotInCallback = errors.New("herald/sessionmgr: Reply outside the session's callback")
+	// ErrInWrite is returned by Reply from a hook that runs while herald
+	// writes (OnSend, OnWritable, OnSlow, and OnDisconnected when a write
+	// failed): the write under way cannot be re-entered. Use Send there.
+	ErrInWrite = errors.New("herald/sessionmgr: Reply from a hook that runs during a write; use Send")
+	// ErrHeldLimit is the close reason of a session cut because the
+	// frames held for all sessions passed Config.MaxHeld: the sessions
+	// holding the most are cut first.
+	ErrHeldLimit = errors.New("herald/sessionmgr: server-wide held bytes over the limit")
 	// ErrBadConfig: invalid Limits.
 	ErrBadConfig = errors.New("herald/sessionmgr: invalid config")
 )

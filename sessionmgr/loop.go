@@ -53,9 +53,10 @@ type Executor interface {
 type Loop struct {
 	exec Executor // fixed
 
-	armed  atomic.Bool  // a flush task is queued on the loop
-	busy   atomic.Bool  // a handler callback runs on the loop; it drains after
-	nowing atomic.Int32 // len(owing)
+	armed    atomic.Bool  // a flush task is queued on the loop
+	busy     atomic.Bool  // a handler callback runs on the loop; it drains after
+	nowing   atomic.Int32 // len(owing)
+	inflight atomic.Int32 // items pushed and not yet written or held: len(queue) + len(held)
 
 	// cur is the session whose callback runs, for Reply; written and read on
 	// the loop only (a Reply from elsewhere is a race the detector reports).
@@ -67,6 +68,7 @@ type Loop struct {
 	stopped bool         // Discard ran: pushes release their buffer at once
 
 	// Owned by the event loop goroutine.
+	writing bool // inside drain or flush: hooks run there, Reply must not re-enter
 	spare   []item
 	dirty   []*Session           // sessions with pending frames, or flushed since the last Run
 	waiting int                  // sessions in dirty whose pending is not empty
@@ -96,10 +98,12 @@ func (p poll) Run(context.Context) error {
 	list := l.owing
 	l.owing = nil
 	l.nowing.Store(0)
+	l.writing = true
 	for _, s := range list {
 		s.owing = false
 		l.flush(s) // lists s again if it still owes
 	}
+	l.writing = false
 	return nil
 }
 
@@ -139,6 +143,7 @@ func (l *Loop) push(it item) {
 	}
 	l.queue = append(l.queue, it)
 	l.nqueued.Store(int32(len(l.queue)))
+	l.inflight.Add(1)
 	l.mu.Unlock()
 	// The push above (nqueued) comes before these loads, and the loop clears
 	// busy and armed before it reads nqueued: either we see a flag clear and
@@ -163,6 +168,7 @@ func (l *Loop) arm() {
 // event loop; it is exported to satisfy gnet.Runnable.
 func (l *Loop) Run(context.Context) error {
 	l.armed.Store(false)
+	l.writing = true
 	l.drain()
 	for i, s := range l.dirty {
 		l.flush(s)
@@ -171,8 +177,15 @@ func (l *Loop) Run(context.Context) error {
 	}
 	l.dirty = l.dirty[:0]
 	l.releaseHeld()
+	l.writing = false
 	return nil
 }
+
+// Unsettled reports how many frames were pushed to the loop and are not yet
+// written to their sessions or held for them: they are in the queue, or
+// drained and waiting for the end of a busy turn. Session.Pending does not
+// see them; Stop's drain waits for both. Any goroutine.
+func (l *Loop) Unsettled() int { return int(l.inflight.Load()) }
 
 // enter and leave bracket a handler callback for s on the loop (see
 // Session.EnterCallback). leave drains what the callback sent, writes s at
@@ -185,6 +198,8 @@ func (l *Loop) enter(s *Session) {
 func (l *Loop) leave(s *Session) {
 	l.cur = nil
 	l.busy.Store(false)
+	l.writing = true
+	defer func() { l.writing = false }()
 	l.drain()
 	if !s.idle() {
 		l.flush(s)
@@ -234,6 +249,10 @@ func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 		s.mgr.counts.unsent.Add(1)
 		return
 	}
+	if s.refused > 0 {
+		s.refuse(b) // nothing after a refused frame is written: no hole
+		return
+	}
 	e := entry{b: b, key: b.Key()}
 	if !s.inDirty {
 		s.inDirty = true
@@ -256,20 +275,28 @@ func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 // reply is Session.Reply: inside s's callback, write p at once behind
 // whatever was sent to s before it. On the loop.
 func (l *Loop) reply(s *Session, p []byte) error {
-	if l.cur != s {
+	switch {
+	case l.cur != s:
 		return ErrNotInCallback
+	case s.closed.Load() || s.refused > 0:
+		return ErrSessionClosed
+	case l.writing:
+		return ErrInWrite
 	}
+	l.writing = true
+	defer func() { l.writing = false }()
 	l.drain()
 	if !s.idle() {
 		l.flush(s) // what was sent before p goes first; refreshes writability
 	}
 	switch {
-	case s.closed.Load():
+	case s.closed.Load() || s.refused > 0:
 		return ErrSessionClosed
 	case !s.writable.Load() || len(s.backlog) > 0:
 		b := sendbuffer.Copy(p)
-		b.Handoff(1) // the loop's reference, dropped with the drained ones
+		b.Handoff(1)               // the loop's reference, dropped with the drained ones
 		l.held = append(l.held, b) // as drain does: enqueue holds its own reference
+		l.inflight.Add(1)
 		l.enqueue(s, b)
 		return nil
 	}
@@ -413,10 +440,14 @@ func (l *Loop) coalesce(list []entry) {
 // releaseHeld drops the loop's references to the drained buffers. On the
 // loop, once no session still has them pending.
 func (l *Loop) releaseHeld() {
+	if len(l.held) == 0 {
+		return
+	}
 	for i, b := range l.held {
 		b.Drop()
 		l.held[i] = nil
 	}
+	l.inflight.Add(-int32(len(l.held)))
 	l.held = l.held[:0]
 }
 
@@ -442,4 +473,5 @@ func (l *Loop) Discard() {
 	l.dirty, l.waiting, l.owing = nil, 0, nil
 	l.nowing.Store(0)
 	l.releaseHeld()
+	l.inflight.Store(0)
 }

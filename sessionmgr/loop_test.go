@@ -442,7 +442,7 @@ func TestBatchLimitsHeldFrames(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkBuffers(t)
 			lim := smallLimits
-			lim.MaxPending = 4 << 20
+			lim.MaxPending = 8 << 20 // every frame is held (1200 in 4 KiB classes)
 			m := newManager(t, Config{Limits: lim})
 			fl := newLoop(t)
 			s, c := newSession(t, m, fl)

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 
@@ -12,6 +13,11 @@ import (
 type Config struct {
 	// Limits bound each session's pending bytes.
 	Limits Limits
+	// MaxHeld, if positive, bounds the memory the frames held for all
+	// sessions cost together (Session.Held summed): past it the sessions
+	// holding the most are closed with ErrHeldLimit, counted in
+	// Counters.HeldCuts. 0: no server-wide bound.
+	MaxHeld int
 	// OnSend, if set, is called on the session's event loop after each
 	// writev of n bytes has been handed to the socket.
 	OnSend func(s *Session, n int)
@@ -51,6 +57,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.MaxHeld < 0 {
+		return nil, fmt.Errorf("%w: max held %d < 0", ErrBadConfig, cfg.MaxHeld)
+	}
 	return &Manager{cfg: cfg, byID: map[uint64]*Session{}, groups: map[string]*Group{}}, nil
 }
 
@@ -58,6 +67,7 @@ func NewManager(cfg Config) (*Manager, error) {
 func (m *Manager) Counters() Counters {
 	return Counters{
 		SlowDisconnects: m.counts.slowDisconnects.Load(),
+		HeldCuts:        m.counts.heldCuts.Load(),
 		Dropped:         m.counts.dropped.Load(),
 		Conflated:       m.counts.conflated.Load(),
 		Unsent:          m.counts.unsent.Load(),

@@ -34,8 +34,11 @@ type Session struct {
 	loop   *Loop
 
 	closed   atomic.Bool  // set once, on the loop, when gnet reports the close
+	closing  atomic.Bool  // Close or CloseWith was called: no more frames reach the handler
 	writable atomic.Bool  // below the high watermark (see Limits)
 	queued   atomic.Int64 // pending bytes as of the loop's last look
+	heldCost atomic.Int64 // backlogCost as of the loop's last look
+	cut      atomic.Bool  // chosen by the server-wide MaxHeld bound; closing
 	dropped  atomic.Uint64
 
 	ctx    atomic.Value                // user value
@@ -50,12 +53,14 @@ type Session struct {
 	pendingDone  int            // pending[:pendingDone] are written (during a flush)
 	backlog      []entry        // held while unwritable; one reference each, owned here
 	backlogBytes int            // of backlog[backlogDone:]
+	backlogCost  int            // memory the backlog costs (see cost), counted against MaxPending
 	backlogDone  int            // backlog[:backlogDone] are written (during a flush)
 	backlogBase  int            // position of backlog[0] in the session's held stream
 	keys         map[uint64]int // conflation key -> held-stream position of its frame, if still held
 	refused      int            // frames refused past MaxPending while a Disconnect is under way
 	refusedBytes int
-	outbound     int // gnet's outbound bytes at the loop's last look
+	cutHeld      int64 // heldCost when the MaxHeld bound cut the session
+	outbound     int   // gnet's outbound bytes at the loop's last look
 	inDirty      bool
 	owing        bool // listed in the Loop's owing list
 	slow         bool // has passed MaxPending at least once
@@ -141,16 +146,34 @@ func (s *Session) EnterCallback() { s.loop.enter(s) }
 // LeaveCallback ends a callback begun by EnterCallback. See EnterCallback.
 func (s *Session) LeaveCallback() { s.loop.leave(s) }
 
-// Close asks gnet to close the connection. The session's queue is released
-// when gnet reports the close (OnClose), on the event loop.
-func (s *Session) Close() error { return s.conn.Close() }
+// Close asks gnet to close the connection. From then on no frame of the
+// session reaches the handler; the session's queue is released when gnet
+// reports the close (OnClose), on the event loop.
+func (s *Session) Close() error {
+	s.closing.Store(true)
+	return s.conn.Close()
+}
 
 // CloseWith records reason as the reason the session closes (the first
 // reason recorded wins) and closes it.
 func (s *Session) CloseWith(reason error) error {
 	s.SetCloseReason(reason)
-	return s.conn.Close()
+	return s.Close()
 }
+
+// Closing reports whether the session is closed or a close has been asked
+// for (Close, CloseWith, a slow-consumer cut). The server delivers no frame
+// of a closing session to the handler.
+func (s *Session) Closing() bool { return s.closing.Load() || s.closed.Load() }
+
+// Conn returns the session's connection, for the server (a gnet.Conn when
+// the server made the session).
+func (s *Session) Conn() Conn { return s.conn }
+
+// Held reports the memory the frames herald holds for this session cost,
+// as of its loop's last look: their buffers' size classes plus per-frame
+// bookkeeping (see Limits.MaxPending).
+func (s *Session) Held() int { return int(s.heldCost.Load()) }
 
 // SetCloseReason records reason for a close that is already under way (the
 // first reason recorded wins).
@@ -188,6 +211,7 @@ func (s *Session) closeQueue() (frames, bytes int) {
 	if s.closed.Swap(true) {
 		return 0, 0
 	}
+	s.closing.Store(true)
 	frames, bytes = s.releaseBacklog()
 	frames += len(s.pending) - s.pendingDone + s.refused
 	bytes += s.pendingBytes + s.refusedBytes
