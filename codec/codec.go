@@ -81,6 +81,18 @@ type Codec interface {
 	Encode(dst []byte, f Frame) ([]byte, error)
 }
 
+// Sizer is implemented by codecs whose header tells how long the frame is
+// (the length-field codecs, packet, fixed). The server asks it when Decode
+// finds a frame incomplete, and does not look at the buffered bytes again
+// until that many have arrived: a large frame costs linear time, not one
+// re-read of everything buffered per read.
+type Sizer interface {
+	// FrameSize reports how many bytes, header included, the frame at the
+	// start of in takes, or 0 if in is too short to tell. It is called
+	// only after Decode returned no frame and no error for in.
+	FrameSize(in []byte) int
+}
+
 // NewBuffer encodes f once into a new sendbuffer.Buffer holding one reference
 // owned by the caller; send it to one session or broadcast it to many.
 func NewBuffer(c Codec, f Frame) (*sendbuffer.Buffer, error) {

@@ -320,3 +320,39 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// TestSizerAgreesWithDecode: for every prefix of a frame that Decode finds
+// incomplete, a Sizer's FrameSize is 0 (header incomplete) or the frame's
+// whole length, which is what Decode then consumes.
+func TestSizerAgreesWithDecode(t *testing.T) {
+	lf32, err := codec.ByName("len32", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx, _ := codec.Fixed(10)
+	for _, c := range []codec.Codec{codec.Packet(0), lf32, fx} {
+		sz, ok := c.(codec.Sizer)
+		if !ok {
+			t.Fatalf("%s: not a Sizer", c.Name())
+		}
+		body := make([]byte, 10)
+		if c.Name() != "fixed:10" {
+			body = make([]byte, 3000)
+		}
+		wire, err := c.Encode(nil, codec.Frame{ID: 1, Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < len(wire); k++ {
+			if _, n, err := c.Decode(wire[:k]); n != 0 || err != nil {
+				t.Fatalf("%s: Decode of %d/%d bytes = %d, %v; want incomplete", c.Name(), k, len(wire), n, err)
+			}
+			if got := sz.FrameSize(wire[:k]); got != 0 && got != len(wire) {
+				t.Fatalf("%s: FrameSize of %d/%d bytes = %d; want 0 or %d", c.Name(), k, len(wire), got, len(wire))
+			}
+		}
+		if got := sz.FrameSize(wire); got != len(wire) {
+			t.Fatalf("%s: FrameSize(whole) = %d; want %d", c.Name(), got, len(wire))
+		}
+	}
+}

@@ -32,6 +32,9 @@ func (c fixed) Decode(in []byte) (Frame, int, error) {
 	return Frame{Wire: w, Body: w}, c.size, nil
 }
 
+// FrameSize implements Sizer.
+func (c fixed) FrameSize([]byte) int { return c.size }
+
 func (c fixed) Encode(dst []byte, f Frame) ([]byte, error) {
 	switch {
 	case len(f.Body) > c.size:

@@ -145,35 +145,47 @@ func newLengthField(c LengthFieldConfig) (lengthField, error) {
 func (lf lengthField) Name() string { return lf.name }
 
 func (lf lengthField) Decode(in []byte) (Frame, int, error) {
+	n, err := lf.size(in)
+	if n == 0 || len(in) < n {
+		return Frame{}, 0, err
+	}
+	w := in[:n]
+	return Frame{Wire: w, Body: w[lf.strip:]}, n, nil
+}
+
+// FrameSize implements Sizer: the header alone gives the frame's size.
+func (lf lengthField) FrameSize(in []byte) int {
+	n, _ := lf.size(in)
+	return n
+}
+
+// size reads the frame size from the header at the start of in: 0 while the
+// header is incomplete, an error if the header is bad.
+func (lf lengthField) size(in []byte) (int, error) {
 	if len(in) < lf.end {
-		return Frame{}, 0, nil
+		return 0, nil
 	}
 	v := lf.get(in[lf.off:lf.end])
 	if v > math.MaxInt64 {
-		return Frame{}, 0, fmt.Errorf("%w: negative length field %d", ErrBadLength, int64(v))
+		return 0, fmt.Errorf("%w: negative length field %d", ErrBadLength, int64(v))
 	}
 	// Past 1<<40 the frame is too large whatever the adjustment, and below
 	// it the sum cannot overflow.
 	if v > 1<<40 {
-		return Frame{}, 0, fmt.Errorf("%w: length field %d > max %d", ErrFrameTooLarge, v, lf.max)
+		return 0, fmt.Errorf("%w: length field %d > max %d", ErrFrameTooLarge, v, lf.max)
 	}
 	size := int64(v) + int64(lf.adj) + int64(lf.end)
 	switch {
 	case size < int64(lf.end):
-		return Frame{}, 0, fmt.Errorf("%w: frame length %d < length field end %d", ErrBadLength, size, lf.end)
+		return 0, fmt.Errorf("%w: frame length %d < length field end %d", ErrBadLength, size, lf.end)
 	case size > int64(lf.max):
-		return Frame{}, 0, fmt.Errorf("%w: frame length %d > max %d", ErrFrameTooLarge, size, lf.max)
+		return 0, fmt.Errorf("%w: frame length %d > max %d", ErrFrameTooLarge, size, lf.max)
 	case size < int64(lf.strip):
 		// Netty notices this only once the frame is buffered; the header
 		// already tells.
-		return Frame{}, 0, fmt.Errorf("%w: frame length %d < bytes to strip %d", ErrBadLength, size, lf.strip)
+		return 0, fmt.Errorf("%w: frame length %d < bytes to strip %d", ErrBadLength, size, lf.strip)
 	}
-	n := int(size)
-	if len(in) < n {
-		return Frame{}, 0, nil
-	}
-	w := in[:n]
-	return Frame{Wire: w, Body: w[lf.strip:]}, n, nil
+	return int(size), nil
 }
 
 func (lf lengthField) Encode(dst []byte, f Frame) ([]byte, error) {

@@ -19,6 +19,7 @@ type options struct {
 	log          zerolog.Logger
 	limits       sessionmgr.Limits
 	maxConns     int
+	maxHeld      int
 	idleTimeout  time.Duration
 	frameTimeout time.Duration
 	tick         time.Duration
@@ -59,6 +60,12 @@ func WithLimits(l sessionmgr.Limits) Option { return func(o *options) { o.limits
 // WithMaxConns refuses connections beyond n open sessions (0: no limit).
 // Each refusal is logged and counted.
 func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
+
+// WithMaxHeld bounds the memory the frames held for all slow sessions cost
+// together (sessionmgr.Config.MaxHeld, 0: no bound): past it the sessions
+// holding the most are closed first with sessionmgr.ErrHeldLimit, counted
+// (Stats().HeldCuts) and logged, as Redis's maxmemory-clients does.
+func WithMaxHeld(n int) Option { return func(o *options) { o.maxHeld = n } }
 
 // WithIdleTimeout closes a session that sends no bytes for d (0: never).
 func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleTimeout = d } }

@@ -28,8 +28,10 @@ type Server struct {
 
 	// Fixed after NewServer.
 	h     Handler
+	wh    WritabilityHandler // h, if it is one
 	opts  options
 	codec codec.Codec
+	sizer codec.Sizer // codec, if it is one
 	log   zerolog.Logger
 	mgr   *sessionmgr.Manager
 
@@ -60,6 +62,10 @@ type conn struct {
 	s            *sessionmgr.Session
 	lastRecv     atomic.Int64 // unix nanoseconds of the last inbound bytes
 	partialSince atomic.Int64 // unix nanoseconds a partial frame began, or 0
+
+	// Owned by the connection's event loop.
+	need   int  // bytes the partial frame needs buffered before decoding again (codec.Sizer), or 0
+	paused bool // read backpressure: s is unwritable, its frames wait in gnet's inbound buffer
 }
 
 // Stats are the server's running totals.
@@ -89,12 +95,9 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 		booted: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	cfg := sessionmgr.Config{Limits: o.limits, OnSend: srv.onSend, OnSlow: srv.onSlow}
-	if wh, ok := h.(WritabilityHandler); ok {
-		cfg.OnWritable = func(s *sessionmgr.Session, w bool) {
-			srv.call(s, func() { wh.OnWritabilityChanged(s, w) })
-		}
-	}
+	srv.sizer, _ = o.codec.(codec.Sizer)
+	srv.wh, _ = h.(WritabilityHandler)
+	cfg := sessionmgr.Config{Limits: o.limits, MaxHeld: o.maxHeld, OnSend: srv.onSend, OnSlow: srv.onSlow, OnWritable: srv.onWritable}
 	mgr, err := sessionmgr.NewManager(cfg)
 	if err != nil {
 		return nil, err
@@ -223,7 +226,8 @@ func (srv *Server) Stop(ctx context.Context) error {
 	return nil
 }
 
-// drain waits until no session has bytes pending, or ctx ends.
+// drain waits until no session has bytes pending and no loop has frames
+// queued, or ctx ends.
 func (srv *Server) drain(ctx context.Context) {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
@@ -232,12 +236,18 @@ func (srv *Server) drain(ctx context.Context) {
 		for _, s := range srv.mgr.Sessions() {
 			pending += s.Pending()
 		}
-		if pending == 0 {
+		unsettled := 0 // frames still in a Loop's queue: no session's Pending sees them yet
+		srv.loops.Range(func(_, l any) bool {
+			unsettled += l.(*sessionmgr.Loop).Unsettled()
+			return true
+		})
+		if pending == 0 && unsettled == 0 {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			srv.log.Warn().Int("pending_bytes", pending).Msg("herald: drain deadline passed; closing with bytes pending")
+			srv.log.Warn().Int("pending_bytes", pending).Int("queued_frames", unsettled).
+				Msg("herald: drain deadline passed; closing with frames pending")
 			return
 		case <-t.C:
 			srv.pollLoops()
@@ -424,7 +434,11 @@ func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
 }
 
 // OnTraffic decodes every complete frame gnet has buffered and hands each to
-// the handler. Frames alias gnet's buffer until Discard below.
+// the handler. Frames alias gnet's buffer until Discard below. It delivers
+// nothing while the session is closing, nor while it is paused by read
+// backpressure (the frames wait in gnet's buffer), and it does not look at
+// the buffer again until a partial frame whose size the codec told
+// (codec.Sizer) has all its bytes.
 func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	st := c.Context().(*conn)
 	s := st.s
@@ -432,6 +446,23 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	if st.lastRecv.Load() != now { // the coarse clock moves once a tick
 		st.lastRecv.Store(now)
 	}
+	switch {
+	case s.Closing():
+		return gnet.None
+	case st.paused:
+		// gnet re-armed reading: its outbound buffer emptied. A flush
+		// resumes the session if it is below its low watermark by now;
+		// otherwise pause again.
+		s.EnterCallback()
+		s.LeaveCallback()
+		if st.paused {
+			setReading(c, false)
+		}
+		return gnet.None
+	case st.need > 0 && c.InboundBuffered() < st.need:
+		return gnet.None
+	}
+	st.need = 0
 	// What the handler sends is written when all frames of this read are
 	// handled. One deferred recover covers every OnRecv of the read: this
 	// runs once per message on the loop's critical path.
@@ -454,10 +485,21 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 			return gnet.Close
 		}
 		if n == 0 {
+			if srv.sizer != nil {
+				st.need = srv.sizer.FrameSize(in[off:])
+			}
 			break
 		}
 		off += n
 		srv.h.OnRecv(s, f)
+		if s.Closing() {
+			// Closed inside the handler, or by gnet when a write failed
+			// (then c is released already): nothing more of it is read.
+			return gnet.None
+		}
+		if st.paused {
+			break // the rest waits for the resume (onWritable)
+		}
 	}
 	if off > 0 {
 		// Discard(0) would drop everything buffered, the partial frame
@@ -465,7 +507,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 		_, _ = c.Discard(off)
 	}
 	switch {
-	case off == len(in):
+	case off == len(in) || st.paused:
 		if st.partialSince.Load() != 0 {
 			st.partialSince.Store(0)
 		}
@@ -473,6 +515,26 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 		st.partialSince.Store(now) // a new frame has begun
 	}
 	return gnet.None
+}
+
+// onWritable is the Manager's OnWritable hook, on the session's loop: read
+// backpressure (see readpause_linux.go), then the handler's
+// WritabilityHandler.
+func (srv *Server) onWritable(s *sessionmgr.Session, w bool) {
+	if c, ok := s.Conn().(gnet.Conn); ok {
+		if st, ok := c.Context().(*conn); ok {
+			st.paused = !w
+			setReading(c, w)
+			if w && c.InboundBuffered() > 0 {
+				// Frames left in gnet's buffer at the pause: no new bytes
+				// need arrive for them to be decoded.
+				_ = c.Wake(nil)
+			}
+		}
+	}
+	if srv.wh != nil {
+		srv.call(s, func() { srv.wh.OnWritabilityChanged(s, w) })
+	}
 }
 
 // OnClose takes the session out of the Manager, releases what it still
@@ -494,7 +556,10 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	frames, bytes := srv.mgr.Remove(s)
 	ev := srv.log.Debug()
-	if frames > 0 {
+	switch {
+	case errors.Is(reason, sessionmgr.ErrHeldLimit):
+		ev = srv.log.Warn() // cut by WithMaxHeld: an operator wants to know
+	case frames > 0:
 		ev = srv.log.Info()
 	}
 	ev.Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).Err(reason).

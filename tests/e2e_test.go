@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"net"
 	"testing"
 	"time"
@@ -96,11 +95,13 @@ type reasonSpy struct {
 
 func (h *reasonSpy) OnDisconnected(_ *sessionmgr.Session, reason error) { h.reasons <- reason }
 
-// TestReplyToNonReaderIsBounded: a client streams to the Reply echo server
+// TestReplyToNonReaderIsPaused: a client streams to the Reply echo server
 // and never reads (4 KiB receive buffer). Once gnet's outbound buffer for
-// it passes the high watermark, Reply holds copies, and past MaxPending the
-// session is closed as a slow consumer, once; nothing is left live.
-func TestReplyToNonReaderIsBounded(t *testing.T) {
+// it passes the high watermark, herald stops reading from it (read
+// backpressure): the client's writes stall on TCP instead of piling replies
+// up in the server, the session is not cut, and what it holds stays under
+// MaxPending. Closing the client releases everything.
+func TestReplyToNonReaderIsPaused(t *testing.T) {
 	const maxPending = 1 << 20
 	limits := sessionmgr.Limits{LowWatermark: 16 << 10, HighWatermark: 64 << 10, MaxPending: maxPending, Policy: sessionmgr.Disconnect}
 	h := &reasonSpy{reasons: make(chan error, 1)}
@@ -115,27 +116,39 @@ func TestReplyToNonReaderIsBounded(t *testing.T) {
 	}
 	chunk := make([]byte, 4<<10)
 	written := 0
-	// Far more than the limit plus what the kernel buffers on both sides;
-	// the server closes the session long before.
+	// Far more than the limit plus what the kernel buffers on both sides:
+	// without read backpressure the session is cut as slow long before.
 	for written < 64*maxPending {
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		n, err := c.Write(chunk)
 		written += n
 		if err != nil {
-			break
+			break // stalled: the server stopped reading
 		}
+	}
+	if written >= 64*maxPending {
+		t.Fatalf("the client wrote %d bytes without stalling; the server never stopped reading", written)
 	}
 	select {
 	case reason := <-h.reasons:
-		if !errors.Is(reason, sessionmgr.ErrSlowConsumer) {
-			t.Errorf("closed with %v; want ErrSlowConsumer", reason)
+		t.Fatalf("session closed (%v); want it paused, not cut", reason)
+	default:
+	}
+	if st := srv.Stats(); st.SlowDisconnects != 0 || st.Sessions != 1 {
+		t.Errorf("SlowDisconnects %d, sessions %d; want 0 and 1", st.SlowDisconnects, st.Sessions)
+	}
+	for _, s := range srv.Manager().Sessions() {
+		if p := s.Pending(); p > maxPending {
+			t.Errorf("session pending %d > MaxPending %d", p, maxPending)
 		}
+	}
+	t.Logf("the client stalled after writing %d bytes", written)
+	c.Close()
+	select {
+	case <-h.reasons:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("session still open after the client wrote %d bytes and read none", written)
+		t.Fatal("no OnDisconnected after the client closed")
 	}
-	if n := srv.Stats().SlowDisconnects; n != 1 {
-		t.Errorf("SlowDisconnects = %d; want 1", n)
-	}
-	t.Logf("closed as slow after the client wrote %d bytes", written)
 	waitFor(t, 5*time.Second, "buffers released", func() bool { return sendbuffer.Live() == 0 })
 }
+
