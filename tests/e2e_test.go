@@ -151,4 +151,3 @@ func TestReplyToNonReaderIsPaused(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "buffers released", func() bool { return sendbuffer.Live() == 0 })
 }
-
