@@ -71,6 +71,7 @@ type conn struct {
 // Stats are the server's running totals.
 type Stats struct {
 	Sessions      int    // open sessions
+	Queued        int    // frames pushed to the event loops, not yet written or held
 	Refused       uint64 // connections refused over WithMaxConns or while stopping
 	IdleClosed    uint64 // sessions closed by WithIdleTimeout
 	FrameTimeouts uint64 // sessions closed by WithFrameTimeout
@@ -110,6 +111,7 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 func (srv *Server) Stats() Stats {
 	return Stats{
 		Sessions:      srv.mgr.Len(),
+		Queued:        srv.queued(),
 		Refused:       srv.refused.Load(),
 		IdleClosed:    srv.idleClosed.Load(),
 		FrameTimeouts: srv.frameTimeouts.Load(),
@@ -236,11 +238,7 @@ func (srv *Server) drain(ctx context.Context) {
 		for _, s := range srv.mgr.Sessions() {
 			pending += s.Pending()
 		}
-		unsettled := 0 // frames still in a Loop's queue: no session's Pending sees them yet
-		srv.loops.Range(func(_, l any) bool {
-			unsettled += l.(*sessionmgr.Loop).Unsettled()
-			return true
-		})
+		unsettled := srv.queued() // frames in a Loop's queue: no session's Pending sees them yet
 		if pending == 0 && unsettled == 0 {
 			return
 		}
@@ -272,6 +270,16 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 			srv.checkTimeouts(now, now-prev)
 		}
 	}
+}
+
+// queued sums the loops' Unsettled frames.
+func (srv *Server) queued() int {
+	n := 0
+	srv.loops.Range(func(_, l any) bool {
+		n += l.(*sessionmgr.Loop).Unsettled()
+		return true
+	})
+	return n
 }
 
 func (srv *Server) pollLoops() {

@@ -206,3 +206,113 @@ func TestConflation(t *testing.T) {
 	m.Remove(s)
 	fl.drain()
 }
+
+// TestNoHoleBeforeSlowClose (issue 10.7): under Disconnect a refused frame
+// is the last the peer could get. A smaller frame after it used to fit and
+// be written before the close: the peer saw 108, 109, 111.
+func TestNoHoleBeforeSlowClose(t *testing.T) {
+	checkBuffers(t)
+	lim := smallLimits
+	probe := newFrame(0, 0, 1000)
+	small := newFrame(0, 0, 100)
+	held, smallHeld := entry{b: probe}.cost(), entry{b: small}.cost()
+	probe.Release()
+	small.Release()
+	lim.MaxPending = 10000 + 2*held + 2*smallHeld // the 1000s and the 100s fit; the 3000 does not
+	m := newManager(t, Config{Limits: lim})
+	fl := newLoop(t)
+	s, c := newSession(t, m, fl)
+	seq := makeUnwritable(t, fl, s, c)
+	for _, size := range []int{1000, 1000, 3000, 100, 100} { // the 3000 is refused; the 100s would fit
+		if err := s.Send(newFrame(0, seq, size)); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+	}
+	fl.step() // the flush task: the 3000 is refused, the close is queued behind it
+	fl.do(func() {
+		for _, e := range s.backlog {
+			if seq := parseFrames(t, e.b.Bytes())[0].seq; seq > 11 {
+				t.Errorf("frame %d is held for writing after the refused frame 12", seq)
+			}
+		}
+		if s.refused != 3 {
+			t.Errorf("%d frames refused; want 3 (frame 12 and both after it)", s.refused)
+		}
+	})
+	// The peer reads before the close lands: only frames before the
+	// refused one may go out.
+	c.stall(false)
+	c.peerRead(1 << 30)
+	fl.l.Poll()
+	fl.drain()
+	if !c.isClosed() || !errors.Is(s.CloseReason(), ErrSlowConsumer) {
+		t.Fatalf("closed %v with %v; want closed as a slow consumer", c.isClosed(), s.CloseReason())
+	}
+	for _, id := range parseFrames(t, c.output()) {
+		if id.seq > 11 {
+			t.Errorf("frame %d was written after the refused frame 12", id.seq)
+		}
+	}
+	if u := m.Counters().Unsent; u < 3 {
+		t.Errorf("Unsent = %d; want at least the 3 refused frames", u)
+	}
+	remove(fl, m, s)
+}
+
+// TestConflationKeysBoundedByHeld (issue 10.10): keys of written frames
+// are forgotten, so the key map holds at most what is held. It grew to
+// 7,500 entries with one frame held.
+func TestConflationKeysBoundedByHeld(t *testing.T) {
+	checkBuffers(t)
+	m := newManager(t, Config{Limits: smallLimits})
+	fl := newLoop(t)
+	s, c := newSession(t, m, fl)
+	seq := makeUnwritable(t, fl, s, c)
+	for round := range 50 {
+		for k := range 150 {
+			b := newFrame(0, seq, 100)
+			b.SetKey(uint64(round*150 + k + 1))
+			_ = s.Send(b)
+			seq++
+		}
+		fl.drain()
+		c.peerRead(1 << 30) // the peer catches up: the held frames go out
+		fl.l.Poll()
+		fl.drain()
+		c.stall(true)
+		_ = s.Send(newFrame(0, seq, 5000)) // unwritable again, one frame held behind it
+		seq++
+		fl.drain()
+		fl.do(func() {
+			if len(s.keys) > len(s.backlog) {
+				t.Fatalf("round %d: %d conflation keys for %d held frames", round, len(s.keys), len(s.backlog))
+			}
+		})
+	}
+	remove(fl, m, s)
+}
+
+// TestLimitsValidate (issue 10.10): every accepted value is defined; a zero
+// high watermark, which passed and then sent nothing, is rejected.
+func TestLimitsValidate(t *testing.T) {
+	for _, tt := range []struct {
+		l  Limits
+		ok bool
+	}{
+		{DefaultLimits(), true},
+		{Limits{LowWatermark: 0, HighWatermark: 1, MaxPending: 1}, true},
+		{Limits{LowWatermark: 0, HighWatermark: 0, MaxPending: 1}, false},
+		{Limits{LowWatermark: 2, HighWatermark: 1, MaxPending: 4}, false},
+		{Limits{LowWatermark: 1, HighWatermark: 8, MaxPending: 4}, false},
+		{Limits{LowWatermark: -1, HighWatermark: 8, MaxPending: 8}, false},
+		{Limits{LowWatermark: 1, HighWatermark: 8, MaxPending: 8, Policy: 7}, false},
+	} {
+		if err := tt.l.Validate(); (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrBadConfig)) {
+			t.Errorf("%+v: Validate() = %v; want ok %v", tt.l, err, tt.ok)
+		}
+	}
+	if _, err := NewManager(Config{Limits: DefaultLimits(), MaxHeld: -1}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("MaxHeld -1: %v; want ErrBadConfig", err)
+	}
+}
