@@ -43,7 +43,10 @@ type Handler interface {
 	OnRecv(s *sessionmgr.Session, f codec.Frame)
 
 	// OnSend is called after a batch of n bytes for s has been handed to the
-	// socket (written, or copied into gnet's outbound buffer).
+	// socket (written, or copied into gnet's outbound buffer). It runs
+	// inside herald's write: Send and the broadcasts are safe here (the
+	// frame goes out after the write under way), Reply returns
+	// sessionmgr.ErrInWrite. The same holds for OnWritabilityChanged.
 	OnSend(s *sessionmgr.Session, n int)
 }
 

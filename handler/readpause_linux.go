@@ -19,7 +19,8 @@ import (
 // receive buffer and grows the buffer to match).
 //
 // gnet keeps the epoll descriptor unexported (eventloop.poller.fd); it is
-// read by reflection, and tests/gnet_contract_test.go pins that it is found.
+// read by reflection; TestReplyToNonReaderIsPaused (tests/) fails if it is
+// not found or the MOD does not stop the reads.
 // gnet's default poller stores the socket's fd as the event's data, which
 // the MOD below keeps; the poll_opt build stores a pointer instead, so it
 // gets the no-op fallback in readpause_other.go.

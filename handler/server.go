@@ -35,6 +35,8 @@ type Server struct {
 	log   zerolog.Logger
 	mgr   *sessionmgr.Manager
 
+	noPause sync.Once // logs once that read backpressure cannot pause gnet here
+
 	booted chan struct{} // closed by OnBoot
 	done   chan struct{} // closed when gnet.Run returns
 
@@ -532,7 +534,11 @@ func (srv *Server) onWritable(s *sessionmgr.Session, w bool) {
 	if c, ok := s.Conn().(gnet.Conn); ok {
 		if st, ok := c.Context().(*conn); ok {
 			st.paused = !w
-			setReading(c, w)
+			if !setReading(c, w) && !w {
+				srv.noPause.Do(func() {
+					srv.log.Warn().Msg("herald: cannot pause reading on this platform; an unwritable session's frames wait in gnet's buffer")
+				})
+			}
 			if w && c.InboundBuffered() > 0 {
 				// Frames left in gnet's buffer at the pause: no new bytes
 				// need arrive for them to be decoded.

@@ -35,6 +35,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	low := fs.Int("low-watermark", def.LowWatermark, "pending bytes below which an unwritable session resumes")
 	slowPolicy := fs.String("slow-policy", def.Policy.String(), "past -max-pending: disconnect the session, or drop its new frames")
 	maxConns := fs.Int("max-conns", 0, "refuse connections beyond this many sessions (0: no limit)")
+	maxHeld := fs.Int("max-held", 0, "bound on the memory all slow sessions' held frames cost together; past it the heaviest are cut (0: no bound)")
 	idle := fs.Duration("idle-timeout", 0, "close sessions that send nothing for this long (0: never)")
 	frameTimeout := fs.Duration("frame-timeout", 10*time.Second, "close sessions that leave a frame unfinished this long (0: never)")
 	drain := fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, wait this long for pending frames to reach the peers")
@@ -59,7 +60,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	srv, err := handler.NewServer(h,
 		handler.WithAddr(*addrF), handler.WithCodec(c), handler.WithMulticore(*multicore),
 		handler.WithLoops(*loops), handler.WithLogger(log), handler.WithLimits(limits),
-		handler.WithMaxConns(*maxConns), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout))
+		handler.WithMaxConns(*maxConns), handler.WithMaxHeld(*maxHeld), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout))
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad flags")
 	}
