@@ -65,9 +65,11 @@ type conn struct {
 	lastRecv     atomic.Int64 // unix nanoseconds of the last inbound bytes
 	partialSince atomic.Int64 // unix nanoseconds a partial frame began, or 0
 
-	// Owned by the connection's event loop.
-	need   int  // bytes the partial frame needs buffered before decoding again (codec.Sizer), or 0
-	paused bool // read backpressure: s is unwritable, its frames wait in gnet's inbound buffer
+	// read backpressure: s is unwritable, its frames wait in gnet's inbound
+	// buffer. Stored on the loop, read by the ticker too.
+	paused atomic.Bool
+
+	need int // owned by the loop: bytes the partial frame needs buffered before decoding again (codec.Sizer), or 0
 }
 
 // Stats are the server's running totals.
@@ -305,7 +307,9 @@ func (srv *Server) checkTimeouts(now, gap int64) {
 	srv.conns.Range(func(k, _ any) bool {
 		st := k.(*conn)
 		switch {
-		case idle > 0 && now-st.lastRecv.Load() > idle+gap:
+		// A paused session's bytes wait unread in the kernel (read
+		// backpressure): its silence proves nothing.
+		case idle > 0 && now-st.lastRecv.Load() > idle+gap && !st.paused.Load():
 			srv.idleClosed.Add(1)
 			srv.closeFor(st.s, ErrIdle)
 		case frame > 0 && st.partialSince.Load() != 0 && now-st.partialSince.Load() > frame+gap:
@@ -459,13 +463,13 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	switch {
 	case s.Closing():
 		return gnet.None
-	case st.paused:
+	case st.paused.Load():
 		// gnet re-armed reading: its outbound buffer emptied. A flush
 		// resumes the session if it is below its low watermark by now;
 		// otherwise pause again.
 		s.EnterCallback()
 		s.LeaveCallback()
-		if st.paused {
+		if st.paused.Load() {
 			setReading(c, false)
 		}
 		return gnet.None
@@ -507,7 +511,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 			// (then c is released already): nothing more of it is read.
 			return gnet.None
 		}
-		if st.paused {
+		if st.paused.Load() {
 			break // the rest waits for the resume (onWritable)
 		}
 	}
@@ -517,7 +521,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 		_, _ = c.Discard(off)
 	}
 	switch {
-	case off == len(in) || st.paused:
+	case off == len(in) || st.paused.Load():
 		if st.partialSince.Load() != 0 {
 			st.partialSince.Store(0)
 		}
@@ -533,7 +537,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 func (srv *Server) onWritable(s *sessionmgr.Session, w bool) {
 	if c, ok := s.Conn().(gnet.Conn); ok {
 		if st, ok := c.Context().(*conn); ok {
-			st.paused = !w
+			st.paused.Store(!w)
 			if !setReading(c, w) && !w {
 				srv.noPause.Do(func() {
 					srv.log.Warn().Msg("herald: cannot pause reading on this platform; an unwritable session's frames wait in gnet's buffer")
