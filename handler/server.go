@@ -45,6 +45,7 @@ type Server struct {
 	refused       atomic.Uint64
 	idleClosed    atomic.Uint64
 	frameTimeouts atomic.Uint64
+	counts        counters // for the metrics (metrics.go)
 
 	mu      lockorder.Mutex // guards the fields below
 	started bool
@@ -60,6 +61,8 @@ type conn struct {
 	s            *sessionmgr.Session
 	lastRecv     atomic.Int64 // unix nanoseconds of the last inbound bytes
 	partialSince atomic.Int64 // unix nanoseconds a partial frame began, or 0
+
+	loop *sessionmgr.Loop // s's Loop, which counts its reads
 }
 
 // Stats are the server's running totals.
@@ -256,12 +259,16 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			now := time.Now().UnixNano()
-			prev := srv.now.Swap(now)
-			srv.pollLoops()
-			srv.checkTimeouts(now, now-prev)
+			srv.tick(time.Now().UnixNano())
 		}
 	}
+}
+
+// tick is one tick of the ticker at time now (unix nanoseconds).
+func (srv *Server) tick(now int64) {
+	prev := srv.now.Swap(now)
+	srv.pollLoops()
+	srv.checkTimeouts(now, now-prev)
 }
 
 func (srv *Server) pollLoops() {
@@ -386,8 +393,10 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			Bool("stopping", srv.draining.Load()).Msg("herald: refusing connection")
 		return nil, gnet.Close
 	}
-	s := srv.mgr.NewSession(c, srv.loop(c.EventLoop()))
-	st := &conn{s: s}
+	l := srv.loop(c.EventLoop())
+	s := srv.mgr.NewSession(c, l)
+	st := &conn{s: s, loop: l}
+	srv.counts.opened.Add(1)
 	st.lastRecv.Store(srv.now.Load())
 	c.SetContext(st)
 	srv.conns.Store(st, struct{}{})
@@ -444,10 +453,12 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 		s.LeaveCallback()
 	}()
 	in, _ := c.Peek(-1)
-	off := 0
+	off, frames := 0, 0
+	defer func() { st.loop.CountRecv(frames, off) }()
 	for off < len(in) {
 		f, n, err := srv.codec.Decode(in[off:])
 		if err != nil {
+			srv.counts.countProtocol(err)
 			s.SetCloseReason(fmt.Errorf("%w: %w", ErrProtocol, err))
 			srv.log.Warn().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).
 				Err(err).Msg("herald: closing session: bad frame")
@@ -457,6 +468,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 			break
 		}
 		off += n
+		frames++
 		srv.h.OnRecv(s, f)
 	}
 	if off > 0 {
@@ -486,6 +498,7 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	srv.conns.Delete(st)
 	s := st.s
 	reason := s.CloseReason()
+	srv.counts.countClose(reason, err)
 	if reason == nil {
 		reason = err
 	}

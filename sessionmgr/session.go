@@ -174,6 +174,7 @@ type closeReason struct{ err error }
 func (s *Session) sent(frames, bytes int) {
 	s.sentFrames.Add(uint64(frames))
 	s.sentBytes.Add(uint64(bytes))
+	s.loop.stats.sent(frames, bytes)
 	if s.mgr.cfg.OnSend != nil {
 		s.mgr.cfg.OnSend(s, bytes)
 	}

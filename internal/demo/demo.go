@@ -65,8 +65,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	}
 
 	if *metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.MetricsHandler())
+		mux := MetricsMux(srv)
 		go func() { log.Err(http.ListenAndServe(*metricsAddr, mux)).Msg(name + ": metrics server stopped") }()
 	}
 
