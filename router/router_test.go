@@ -27,7 +27,7 @@ func TestDispatch(t *testing.T) {
 	tests := []struct {
 		name       string
 		fallback   func(r *router.Router) router.HandlerFunc // nil: the default
-		ids        []uint16                                 // fed in this order
+		ids        []uint16                                  // fed in this order
 		wantCalled []uint16
 		wantClosed bool
 		wantReason error
