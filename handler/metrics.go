@@ -118,7 +118,8 @@ var PendingBuckets = []float64{0, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 1
 // frames per write), session_pending_bytes (histogram over the open
 // sessions at scrape time), frames_dropped_total (by reason: slow_consumer,
 // conflated, session_closed), protocol_errors_total (by reason),
-// sendbuffers_live and sendbuffers_live_bytes (process-wide).
+// sendbuffers_live and sendbuffers_live_bytes (process-wide),
+// oldest_held_frame_age_seconds (see TopSessions for who holds it).
 func (srv *Server) Collector() prometheus.Collector { return collector{srv} }
 
 type collector struct{ srv *Server }
@@ -152,13 +153,15 @@ var (
 		"SendBuffers obtained and not yet released, in the whole process.", nil, nil)
 	descBufferBytes = prometheus.NewDesc("herald_sendbuffers_live_bytes",
 		"Capacity of the live SendBuffers, in bytes, in the whole process.", nil, nil)
+	descOldest = prometheus.NewDesc("herald_oldest_held_frame_age_seconds",
+		"Age of the oldest frame herald holds for an unwritable session; 0 when none is held.", nil, nil)
 )
 
 // Describe sends the descriptors of every metric Collect sends.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descOpened, descClosed, descRefused,
 		descFramesIn, descBytesIn, descFramesOut, descBytesOut, descBatch, descPending,
-		descDropped, descProtocol, descBuffers, descBufferBytes} {
+		descDropped, descProtocol, descBuffers, descBufferBytes, descOldest} {
 		ch <- d
 	}
 }
@@ -226,4 +229,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descBuffers, float64(sendbuffer.Live()))
 	gauge(descBufferBytes, float64(sendbuffer.LiveBytes()))
+	gauge(descOldest, srv.oldestHeld(sessions).Seconds())
 }

@@ -267,6 +267,7 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 // tick is one tick of the ticker at time now (unix nanoseconds).
 func (srv *Server) tick(now int64) {
 	prev := srv.now.Swap(now)
+	srv.clockLoops(now)
 	srv.pollLoops()
 	srv.checkTimeouts(now, now-prev)
 }
@@ -428,7 +429,9 @@ func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
 	if l, ok := srv.loops.Load(el); ok {
 		return l.(*sessionmgr.Loop)
 	}
-	l, _ := srv.loops.LoadOrStore(el, sessionmgr.NewLoop(el))
+	nl := sessionmgr.NewLoop(el)
+	nl.SetClock(srv.now.Load()) // stamps held frames; the ticker moves it
+	l, _ := srv.loops.LoadOrStore(el, nl)
 	return l.(*sessionmgr.Loop)
 }
 

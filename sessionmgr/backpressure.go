@@ -87,12 +87,14 @@ type counters struct {
 type entry struct {
 	b   *sendbuffer.Buffer
 	key uint64
+	at  int64 // when it was held, on the loop's clock (held.go)
 }
 
 // hold keeps e for the unwritable session s, taking a reference of its own,
 // unless the hard limit says otherwise. On the loop.
 func (s *Session) hold(e entry) {
 	limits := &s.mgr.cfg.Limits
+	e.at = s.loop.clock()
 	if e.key != 0 {
 		// An entry is stale once its frame was written (it is before
 		// backlog[0]) or its slot holds another key.
@@ -179,6 +181,7 @@ func (s *Session) publish() {
 	if v := int64(s.pendingBytes + s.backlogBytes + s.outbound); s.queued.Load() != v {
 		s.queued.Store(v)
 	}
+	s.publishHeld()
 }
 
 // releaseBacklog drops the session's held frames and returns how many there

@@ -61,6 +61,8 @@ type Session struct {
 	slow         bool // has passed MaxPending at least once
 
 	groups []*Group // guarded by the Manager's mu
+
+	held heldStats // published by the loop (held.go)
 }
 
 // ID returns the session's id, unique within its Manager.

@@ -27,6 +27,7 @@ type loopStats struct {
 	framesSent, bytesSent atomic.Uint64
 	framesRecv, bytesRecv atomic.Uint64
 	batches               [len(BatchBuckets)]atomic.Uint64
+	now                   atomic.Int64 // the server's coarse clock, unix nanoseconds (SetClock)
 }
 
 // sent counts one write of frames frames and bytes bytes. On the loop.
