@@ -208,6 +208,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(descBatch, writes, float64(loops.FramesSent), batches)
 
 	pending := make(map[float64]uint64, len(PendingBuckets))
+	for _, bound := range PendingBuckets {
+		pending[bound] = 0 // every bucket is exposed, empty ones too
+	}
 	sum := 0.0
 	for _, s := range sessions {
 		p := float64(s.Pending())

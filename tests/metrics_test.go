@@ -66,6 +66,10 @@ func TestMetricsUnderTraffic(t *testing.T) {
 		t.Errorf("herald_write_batch_frames_count = %v; want 3..%d (at least one write per session)", n, 9*k)
 	}
 	m.expect(t, "herald_session_pending_bytes_count", 3)
+	m.expect(t, "herald_session_pending_bytes_bucket{le=0}", 3) // all read: nothing pending
+	if m["herald_write_batch_frames_bucket{le=1024}"] != m["herald_write_batch_frames_count"] {
+		t.Errorf("write batches: %v in the last bucket, %v in all; want the same", m["herald_write_batch_frames_bucket{le=1024}"], m["herald_write_batch_frames_count"])
+	}
 
 	// Phase 2: closes with known reasons.
 	_ = cs[0].conn.Close() // peer
@@ -256,6 +260,9 @@ func parseMetrics(t *testing.T, body []byte) metrics {
 			case s.Histogram != nil:
 				m[key+"_sum"] = s.GetHistogram().GetSampleSum()
 				m[key+"_count"] = float64(s.GetHistogram().GetSampleCount())
+				for _, b := range s.GetHistogram().GetBucket() {
+					m[fmt.Sprintf("%s_bucket{le=%g}", key, b.GetUpperBound())] = float64(b.GetCumulativeCount())
+				}
 			case s.Untyped != nil:
 				m[key] = s.GetUntyped().GetValue()
 			}
