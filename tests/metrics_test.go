@@ -81,7 +81,9 @@ func TestMetricsUnderTraffic(t *testing.T) {
 	waitFor(t, 5*time.Second, "the protocol close", func() bool { return srv.Manager().Len() == 1 })
 
 	// A slow consumer: it never reads, the last client broadcasts until the
-	// server cuts it. The sender reads everything it hears meanwhile.
+	// server cuts it. The sender reads everything it hears meanwhile, and
+	// stays at most 64 frames ahead of what it has heard, so that it is
+	// never the slow one.
 	slow := dialSmallWindow(t, addr)
 	waitFor(t, 5*time.Second, "the slow session", func() bool { return srv.Manager().Len() == 2 })
 	sender := cs[2]
@@ -116,6 +118,7 @@ func TestMetricsUnderTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent++
+		waitFor(t, 10*time.Second, "the sender to hear its frames", func() bool { return int64(sent)-heard.Load() <= 64 })
 	}
 	waitFor(t, 10*time.Second, "the slow consumer's close", func() bool { return srv.Manager().Len() == 1 })
 	waitFor(t, 10*time.Second, "the sender to hear all its frames", func() bool { return heard.Load() == int64(sent) })

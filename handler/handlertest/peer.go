@@ -2,6 +2,7 @@ package handlertest
 
 import (
 	"io"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -213,6 +214,10 @@ func (c *conn) take(n int) int {
 // earn gives the socket what the peer reads in d.
 func (c *conn) earn(d time.Duration) {
 	if c.rate == Unlimited || c.rate == 0 {
+		return
+	}
+	if int64(c.rate) > math.MaxInt64/int64(d)/2 { // a second's worth or more, whatever the remainder
+		c.credit = c.rate
 		return
 	}
 	c.owed += int64(c.rate) * int64(d)
