@@ -49,6 +49,7 @@ type Server struct {
 	refused       atomic.Uint64
 	idleClosed    atomic.Uint64
 	frameTimeouts atomic.Uint64
+	counts        counters // for the metrics (metrics.go)
 
 	mu      lockorder.Mutex // guards the fields below
 	started bool
@@ -69,7 +70,8 @@ type conn struct {
 	// buffer. Stored on the loop, read by the ticker too.
 	paused atomic.Bool
 
-	need int // owned by the loop: bytes the partial frame needs buffered before decoding again (codec.Sizer), or 0
+	need int              // owned by the loop: bytes the partial frame needs buffered before decoding again (codec.Sizer), or 0
+	loop *sessionmgr.Loop // s's Loop, which counts its reads
 }
 
 // Stats are the server's running totals.
@@ -268,10 +270,7 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			now := time.Now().UnixNano()
-			prev := srv.now.Swap(now)
-			srv.pollLoops()
-			srv.checkTimeouts(now, now-prev)
+			srv.tick(time.Now().UnixNano())
 		}
 	}
 }
@@ -284,6 +283,14 @@ func (srv *Server) queued() int {
 		return true
 	})
 	return n
+}
+
+// tick is one tick of the ticker at time now (unix nanoseconds).
+func (srv *Server) tick(now int64) {
+	prev := srv.now.Swap(now)
+	srv.clockLoops(now)
+	srv.pollLoops()
+	srv.checkTimeouts(now, now-prev)
 }
 
 func (srv *Server) pollLoops() {
@@ -410,8 +417,10 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			Bool("stopping", srv.draining.Load()).Msg("herald: refusing connection")
 		return nil, gnet.Close
 	}
-	s := srv.mgr.NewSession(c, srv.loop(c.EventLoop()))
-	st := &conn{s: s}
+	l := srv.loop(c.EventLoop())
+	s := srv.mgr.NewSession(c, l)
+	st := &conn{s: s, loop: l}
+	srv.counts.opened.Add(1)
 	st.lastRecv.Store(srv.now.Load())
 	c.SetContext(st)
 	srv.conns.Store(st, struct{}{})
@@ -443,7 +452,9 @@ func (srv *Server) loop(el gnet.EventLoop) *sessionmgr.Loop {
 	if l, ok := srv.loops.Load(el); ok {
 		return l.(*sessionmgr.Loop)
 	}
-	l, _ := srv.loops.LoadOrStore(el, sessionmgr.NewLoop(el))
+	nl := sessionmgr.NewLoop(el)
+	nl.SetClock(srv.now.Load()) // stamps held frames; the ticker moves it
+	l, _ := srv.loops.LoadOrStore(el, nl)
 	return l.(*sessionmgr.Loop)
 }
 
@@ -489,10 +500,12 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 		s.LeaveCallback()
 	}()
 	in, _ := c.Peek(-1)
-	off := 0
+	off, frames := 0, 0
+	defer func() { st.loop.CountRecv(frames, off) }()
 	for off < len(in) {
 		f, n, err := srv.codec.Decode(in[off:])
 		if err != nil {
+			srv.counts.countProtocol(err)
 			s.SetCloseReason(fmt.Errorf("%w: %w", ErrProtocol, err))
 			srv.log.Warn().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).
 				Err(err).Msg("herald: closing session: bad frame")
@@ -505,6 +518,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 			break
 		}
 		off += n
+		frames++
 		srv.h.OnRecv(s, f)
 		if s.Closing() {
 			// Closed inside the handler, or by gnet when a write failed
@@ -566,6 +580,7 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	srv.conns.Delete(st)
 	s := st.s
 	reason := s.CloseReason()
+	srv.counts.countClose(reason, err)
 	if reason == nil {
 		reason = err
 	}

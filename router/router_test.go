@@ -2,10 +2,11 @@ package router_test
 
 import (
 	"errors"
-	"net"
 	"testing"
 
 	"github.com/herald-mmo/herald/codec"
+	"github.com/herald-mmo/herald/handler"
+	"github.com/herald-mmo/herald/handler/handlertest"
 	"github.com/herald-mmo/herald/internal/leakcheck"
 	"github.com/herald-mmo/herald/router"
 	"github.com/herald-mmo/herald/sessionmgr"
@@ -14,27 +15,29 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// closeRecorder is a sessionmgr.Conn that only records Close.
-type closeRecorder struct{ closed int }
+// routed is a Handler that dispatches every frame through r.
+type routed struct {
+	handler.Base
+	r *router.Router
+}
 
-func (c *closeRecorder) Write([]byte) (int, error)    { return 0, nil }
-func (c *closeRecorder) Writev([][]byte) (int, error) { return 0, nil }
-func (c *closeRecorder) Close() error                 { c.closed++; return nil }
-func (c *closeRecorder) OutboundBuffered() int        { return 0 }
-func (c *closeRecorder) RemoteAddr() net.Addr         { return &net.TCPAddr{} }
+func (h routed) OnRecv(s *sessionmgr.Session, f codec.Frame) { h.r.Dispatch(s, f) }
 
 func TestDispatch(t *testing.T) {
 	tests := []struct {
 		name       string
 		fallback   func(r *router.Router) router.HandlerFunc // nil: the default
-		id         uint16
+		ids        []uint16                                  // fed in this order
 		wantCalled []uint16
 		wantClosed bool
 		wantReason error
+		wantMisses uint64
 	}{
-		{name: "known id", id: 2, wantCalled: []uint16{2}},
-		{name: "unknown id closes by default", id: 9, wantClosed: true, wantReason: router.ErrUnknownID},
-		{name: "unknown id ignored", fallback: func(r *router.Router) router.HandlerFunc { return r.IgnoreUnknown }, id: 9},
+		{name: "known ids", ids: []uint16{2, 1, 2}, wantCalled: []uint16{2, 1, 2}},
+		{name: "unknown id closes by default", ids: []uint16{1, 9, 2}, wantCalled: []uint16{1},
+			wantClosed: true, wantReason: router.ErrUnknownID, wantMisses: 1},
+		{name: "unknown id ignored", fallback: func(r *router.Router) router.HandlerFunc { return r.IgnoreUnknown },
+			ids: []uint16{9, 1}, wantCalled: []uint16{1}, wantMisses: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,29 +49,28 @@ func TestDispatch(t *testing.T) {
 			if tt.fallback != nil {
 				r.Fallback(tt.fallback(r))
 			}
-			conn := &closeRecorder{}
-			mgr, err := sessionmgr.NewManager(sessionmgr.DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
+			k := handlertest.New(t, routed{r: r})
+			p := k.Connect()
+			for _, id := range tt.ids {
+				p.FeedFrame(codec.Frame{ID: id})
 			}
-			s := mgr.NewSession(conn, nil)
-			r.Dispatch(s, codec.Frame{ID: tt.id})
 
-			if len(called) != len(tt.wantCalled) || (len(called) > 0 && called[0] != tt.wantCalled[0]) {
-				t.Errorf("handlers called for %v; want %v", called, tt.wantCalled)
+			if len(called) != len(tt.wantCalled) {
+				t.Fatalf("handlers called for %v; want %v", called, tt.wantCalled)
 			}
-			if (conn.closed > 0) != tt.wantClosed {
-				t.Errorf("closed %d times; want closed=%v", conn.closed, tt.wantClosed)
+			for i := range called {
+				if called[i] != tt.wantCalled[i] {
+					t.Fatalf("handlers called for %v; want %v", called, tt.wantCalled)
+				}
 			}
-			if tt.wantReason != nil && !errors.Is(s.CloseReason(), tt.wantReason) {
-				t.Errorf("close reason %v; want %v", s.CloseReason(), tt.wantReason)
+			if p.Closed() != tt.wantClosed {
+				t.Errorf("closed = %v; want %v", p.Closed(), tt.wantClosed)
 			}
-			wantMisses := uint64(0)
-			if len(tt.wantCalled) == 0 {
-				wantMisses = 1
+			if tt.wantReason != nil && !errors.Is(p.Session().CloseReason(), tt.wantReason) {
+				t.Errorf("close reason %v; want %v", p.Session().CloseReason(), tt.wantReason)
 			}
-			if r.Unknown() != wantMisses {
-				t.Errorf("Unknown() = %d; want %d", r.Unknown(), wantMisses)
+			if r.Unknown() != tt.wantMisses {
+				t.Errorf("Unknown() = %d; want %d", r.Unknown(), tt.wantMisses)
 			}
 		})
 	}

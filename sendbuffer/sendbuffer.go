@@ -48,8 +48,9 @@ type Buffer struct {
 }
 
 var (
-	live  atomic.Int64
-	debug atomic.Bool
+	live      atomic.Int64
+	liveBytes atomic.Int64 // capacity of the live buffers
+	debug     atomic.Bool
 
 	trackMu lockorder.Mutex
 	tracked = map[*Buffer]struct{}{} // debug mode: live buffers
@@ -62,6 +63,10 @@ func SetDebug(on bool) { debug.Store(on) }
 // Live reports how many buffers have been obtained from Get and not yet
 // released by their last holder.
 func Live() int64 { return live.Load() }
+
+// LiveBytes reports the capacity, in bytes, of the buffers Live counts: the
+// memory they hold.
+func LiveBytes() int64 { return liveBytes.Load() }
 
 // classFor returns the pool index for a capacity of n bytes, or -1 when n is
 // larger than MaxPooled.
@@ -88,6 +93,7 @@ func Get(n int) *Buffer {
 	b.owned.Store(1)
 	b.key = 0
 	live.Add(1)
+	liveBytes.Add(int64(cap(b.buf)))
 	if debug.Load() {
 		b.stack = callers()
 		trackMu.Lock()
@@ -191,6 +197,7 @@ func (b *Buffer) drop() {
 		panic("herald/sendbuffer: double Release" + b.origin())
 	}
 	live.Add(-1)
+	liveBytes.Add(-int64(cap(b.buf)))
 	if b.stack != "" || debug.Load() {
 		trackMu.Lock()
 		delete(tracked, b)
@@ -297,6 +304,7 @@ func (b *Buffer) grow(n int) {
 	nb := get(n)
 	nb.buf = append(nb.buf[:0], b.buf...)
 	b.buf, nb.buf = nb.buf, b.buf
+	liveBytes.Add(int64(cap(b.buf) - cap(nb.buf)))
 	b.class, nb.class = nb.class, b.class
 	if nb.class >= 0 && !debug.Load() {
 		nb.buf = nb.buf[:0]

@@ -116,6 +116,7 @@ type counters struct {
 type entry struct {
 	b   *sendbuffer.Buffer
 	key uint64
+	at  int64 // when it was held, on the loop's clock (held.go)
 }
 
 // hold keeps e for the unwritable session s, taking a reference of its own,
@@ -125,6 +126,7 @@ func (s *Session) hold(e entry) {
 		s.refuse(e.b) // nothing after a refused frame is written: no hole
 		return
 	}
+	e.at = s.loop.clock()
 	if e.key != 0 {
 		// An entry is stale once its frame was written (it is before
 		// backlog[0]) or its slot holds another key.
@@ -235,6 +237,7 @@ func (s *Session) publish() {
 	if v := int64(s.backlogCost); s.heldCost.Load() != v {
 		s.heldCost.Store(v)
 	}
+	s.publishHeld()
 }
 
 // releaseBacklog drops the session's held frames and returns how many there

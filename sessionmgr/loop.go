@@ -76,6 +76,8 @@ type Loop struct {
 	held    []*sendbuffer.Buffer // one reference per drained item, released once every dirty session is written
 	scratch []byte
 	iov     [][]byte
+
+	stats loopStats // written by the loop goroutine, read by any (stats.go)
 }
 
 // Poll arms a task that re-checks the sessions that still had bytes pending

@@ -66,6 +66,8 @@ type Session struct {
 	slow         bool // has passed MaxPending at least once
 
 	groups []*Group // guarded by the Manager's mu
+
+	held heldStats // published by the loop (held.go)
 }
 
 // ID returns the session's id, unique within its Manager.
@@ -170,10 +172,10 @@ func (s *Session) Closing() bool { return s.closing.Load() || s.closed.Load() }
 // the server made the session).
 func (s *Session) Conn() Conn { return s.conn }
 
-// Held reports the memory the frames herald holds for this session cost,
-// as of its loop's last look: their buffers' size classes plus per-frame
-// bookkeeping (see Limits.MaxPending).
-func (s *Session) Held() int { return int(s.heldCost.Load()) }
+// HeldCost reports the memory the frames herald holds for this session
+// cost, as of its loop's last look: their buffers' size classes plus
+// per-frame bookkeeping (see Limits.MaxPending). Any goroutine.
+func (s *Session) HeldCost() int { return int(s.heldCost.Load()) }
 
 // SetCloseReason records reason for a close that is already under way (the
 // first reason recorded wins).
@@ -198,6 +200,7 @@ type closeReason struct{ err error }
 func (s *Session) sent(frames, bytes int) {
 	s.sentFrames.Add(uint64(frames))
 	s.sentBytes.Add(uint64(bytes))
+	s.loop.stats.sent(frames, bytes)
 	if s.mgr.cfg.OnSend != nil {
 		s.mgr.cfg.OnSend(s, bytes)
 	}

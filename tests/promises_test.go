@@ -357,14 +357,14 @@ func TestHeldFrameMemoryIsBounded(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "the loop to drain", func() bool { return srv.Stats().Queued == 0 })
 	if s.Dropped() == 0 {
-		t.Fatalf("nothing dropped; pending %d, held %d", s.Pending(), s.Held())
+		t.Fatalf("nothing dropped; pending %d, held %d", s.Pending(), s.HeldCost())
 	}
 	grown := float64(liveHeap()) - float64(baseline)
 	// gnet's outbound buffer for the session: up to the high watermark
 	// plus one batch, doubled for the elastic buffer's growth.
 	outbound := float64(2 * (limits.HighWatermark + sessionmgr.MaxBatchBytes))
 	t.Logf("held %d B of cost (%.2f MiB heap growth) for %d frames dropped; bound %.2f MiB",
-		s.Held(), grown/mib, s.Dropped(), (1.25*float64(limits.MaxPending)+outbound)/mib)
+		s.HeldCost(), grown/mib, s.Dropped(), (1.25*float64(limits.MaxPending)+outbound)/mib)
 	if grown > 1.25*float64(limits.MaxPending)+outbound {
 		t.Errorf("heap grew %.1f MiB for one stalled session; want at most 1.25 x MaxPending (%.1f MiB) + outbound",
 			grown/mib, 1.25*float64(limits.MaxPending)/mib)

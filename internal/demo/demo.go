@@ -41,7 +41,11 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	drain := fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, wait this long for pending frames to reach the peers")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics on this address (e.g. 127.0.0.1:9090)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics (herald, Go runtime and process metrics) and /debug/herald/sessions?top=N (the sessions holding the most bytes) on this address (e.g. 127.0.0.1:9090)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nherald's %s demo server (listens on %s by default); SIGINT or SIGTERM stops it gracefully.\n\n", name, name, addr)
+		fs.PrintDefaults()
+	}
 	_ = fs.Parse(os.Args[1:])
 
 	log := Logger(*level)
@@ -66,8 +70,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	}
 
 	if *metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.MetricsHandler())
+		mux := MetricsMux(srv)
 		go func() { log.Err(http.ListenAndServe(*metricsAddr, mux)).Msg(name + ": metrics server stopped") }()
 	}
 
