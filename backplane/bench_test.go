@@ -1,0 +1,84 @@
+package backplane
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkFanOut publishes 64-byte frames on one node and delivers them on
+// another through an in-process nats-server, flushing after every frame
+// (one NATS message per frame) or after every 64 (a loop turn's burst: one
+// message per 64 frames). The two run alternately within one -count run, so
+// their ratio is measured under the same load. ns/op and allocs/op are per
+// frame, publisher and receiver together.
+func BenchmarkFanOut(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		burst int
+	}{
+		{"per-frame", 1},
+		{"batched-64", 64},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchFanOut(b, bc.burst) })
+	}
+}
+
+func benchFanOut(b *testing.B, burst int) {
+	const (
+		size   = 64
+		window = 16 << 10 // frames in flight before the publisher waits
+	)
+	ns := startNATS(b)
+	var got atomic.Int64
+	deliver := func(_ string, frames [][]byte) {
+		n := 0
+		for _, f := range frames {
+			n += len(f)
+		}
+		if n != len(frames)*size {
+			panic("bad frame size")
+		}
+		got.Add(int64(len(frames)))
+	}
+	big := func(c *Config) { c.MaxQueued = 64 << 20 }
+	pub := newNode(b, ns, "pub", big)
+	sub := newNode(b, ns, "sub", func(c *Config) { big(c); c.Deliver = deliver })
+	base := ns.subs()
+	_ = sub.Join("bench")
+	eventually(b, 10*time.Second, "subscription", func() bool { return ns.subs() > base })
+	frame := make([]byte, size)
+	wait := func(want int64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for got.Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("delivered %d of %d frames; counters pub %+v sub %+v", got.Load(), want, pub.Counters(), sub.Counters())
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 1; i <= b.N; i++ {
+		if err := pub.Publish("bench", frame); err != nil {
+			b.Fatal(err)
+		}
+		if i%burst == 0 {
+			pub.Flush()
+		}
+		if i%1024 == 0 {
+			wait(int64(i - window))
+		}
+	}
+	pub.Flush()
+	wait(int64(b.N))
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	c := pub.Counters()
+	b.ReportMetric(float64(c.Published)/float64(max(c.Batches, 1)), "frames/msg")
+	if c.Lost != 0 || sub.Counters().Gaps != 0 {
+		b.Fatalf("lost %d, gaps %d", c.Lost, sub.Counters().Gaps)
+	}
+}
