@@ -46,7 +46,7 @@ type Config struct {
 	// messages, which receivers count as Gaps.
 	PendingBytes int
 	// CloseTimeout bounds how long Close waits for queued batches to reach
-	// the server.
+	// the server (the sender's last writes, then a NATS flush round trip).
 	CloseTimeout time.Duration
 	// Options are extra nats.go options, applied after the backplane's.
 	Options []nats.Option
@@ -133,11 +133,19 @@ type counters struct {
 	groups                                              atomic.Int64
 }
 
-// pubState is what the sender keeps per group it publishes to.
+// pubState is what the sender keeps per group it publishes to. A group
+// not published to for between one and two pubIdle periods is forgotten;
+// its next batch starts a new stream at sequence 1, which receivers take as
+// a restart, not a gap. So the sender's memory follows the groups in use,
+// not every group ever published to.
 type pubState struct {
 	subject string
-	next    uint64 // sequence number of the next frame
+	next    uint64 // sequence number of the next frame; the first is 1
+	used    bool   // published to since the last sweep
 }
+
+// pubIdle is how often the sender forgets idle groups.
+const pubIdle = time.Minute
 
 var batchPool = sync.Pool{New: func() any { return new(batch) }}
 
@@ -231,6 +239,7 @@ func (n *NATS) Publish(group string, frame []byte) error {
 		b := n.open[group]
 		if b != nil && len(b.buf)+size > n.maxBatch {
 			n.ready = append(n.ready, b)
+			delete(n.open, group)
 			b, full = nil, true
 		}
 		cost := size
@@ -242,9 +251,6 @@ func (n *NATS) Publish(group string, frame []byte) error {
 			err = ErrClosed
 		case n.queued+cost > n.cfg.MaxQueued:
 			err = ErrQueueFull
-			if full {
-				delete(n.open, group)
-			}
 		default:
 			if b == nil {
 				b = batchPool.Get().(*batch)
@@ -352,17 +358,26 @@ func (n *NATS) Close() error {
 	clear(n.open)
 	n.mu.Unlock()
 	close(n.done)
-	<-n.exited
+	deadline := time.Now().Add(n.cfg.CloseTimeout)
+	timer := time.NewTimer(n.cfg.CloseTimeout)
+	defer timer.Stop()
 	var err error
-	if n.nc.IsConnected() {
-		if ferr := n.nc.FlushTimeout(n.cfg.CloseTimeout); ferr != nil {
-			err = fmt.Errorf("herald/backplane: flush on close: %w", ferr)
+	select {
+	case <-n.exited:
+		if wait := time.Until(deadline); wait > 0 && n.nc.IsConnected() {
+			err = n.nc.FlushTimeout(wait)
 		}
+	case <-timer.C:
+		err = nats.ErrTimeout // the sender is stuck in a write; closing the connection frees it
+	}
+	if err != nil {
+		err = fmt.Errorf("herald/backplane: close: queued batches may not have reached the server: %w", err)
 	}
 	n.gate.Lock()
 	n.stopped = true
 	n.gate.Unlock()
 	n.nc.Close()
+	<-n.exited
 	n.counts.groups.Store(0)
 	n.report.stop()
 	return err
@@ -388,6 +403,7 @@ func (n *NATS) run() {
 	defer close(n.exited)
 	var ready []*batch
 	var changes []string
+	swept := time.Now()
 	for {
 		closing := false
 		select {
@@ -428,6 +444,21 @@ func (n *NATS) run() {
 		if closing {
 			return
 		}
+		if time.Since(swept) >= pubIdle {
+			n.forgetIdle()
+			swept = time.Now()
+		}
+	}
+}
+
+// forgetIdle drops the publishing state of groups not published to since
+// the last call.
+func (n *NATS) forgetIdle() {
+	for g, ps := range n.pubs {
+		if !ps.used {
+			delete(n.pubs, g)
+		}
+		ps.used = false
 	}
 }
 
@@ -440,6 +471,7 @@ func (n *NATS) send(b *batch) {
 		ps = &pubState{subject: subject(b.group), next: 1}
 		n.pubs[b.group] = ps
 	}
+	ps.used = true
 	b.seal(n.node, ps.next)
 	if err := n.nc.Publish(ps.subject, b.buf); err != nil {
 		if errors.Is(err, nats.ErrReconnectBufExceeded) {

@@ -352,3 +352,69 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestGapsCountedBySequence(t *testing.T) {
+	ns := startNATS(t)
+	base := ns.subs()
+	b := newNode(t, ns, "b", nil)
+	_ = b.Join("g")
+	eventually(t, 5*time.Second, "subscription", func() bool { return ns.subs() == base+1 })
+	raw, err := nats.Connect(ns.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+
+	delivered := 0
+	for _, step := range []struct {
+		name      string
+		node, seq uint64
+		frames    int
+		gaps      uint64 // Counters.Gaps after this batch
+	}{
+		{"first batch of a stream", 7, 1, 2, 0},
+		{"follows on", 7, 3, 1, 0},
+		{"two frames missing", 7, 6, 1, 2},
+		{"another sender starts mid-stream", 8, 40, 1, 2},
+		{"sender forgot the group: restart at 1", 7, 1, 1, 2},
+		{"after the restart", 7, 2, 3, 2},
+		{"one missing after the restart", 7, 6, 1, 3},
+		{"second sender follows on", 8, 41, 1, 3},
+	} {
+		bt := new(batch)
+		bt.reset("g")
+		for k := range step.frames {
+			bt.add(frame(int(step.node), k))
+		}
+		bt.seal(step.node, step.seq)
+		if err := raw.Publish(subject("g"), bt.buf); err != nil {
+			t.Fatal(err)
+		}
+		delivered += step.frames
+		eventually(t, 5*time.Second, step.name, func() bool { return b.rec.len("g") == delivered })
+		if c := b.Counters(); c.Gaps != step.gaps || c.Received != uint64(delivered) {
+			t.Fatalf("%s: gaps %d received %d, want %d and %d", step.name, c.Gaps, c.Received, step.gaps, delivered)
+		}
+	}
+	if log := b.log.String(); !strings.Contains(log, msgGap) {
+		t.Errorf("gaps not logged:\n%s", log)
+	}
+}
+
+func TestForgetIdle(t *testing.T) {
+	n := &NATS{pubs: map[string]*pubState{
+		"busy": {next: 9, used: true},
+		"idle": {next: 5},
+	}}
+	n.forgetIdle()
+	if _, ok := n.pubs["idle"]; ok {
+		t.Error("idle group kept")
+	}
+	if ps := n.pubs["busy"]; ps == nil || ps.next != 9 || ps.used {
+		t.Errorf("busy group: %+v", ps)
+	}
+	n.forgetIdle()
+	if len(n.pubs) != 0 {
+		t.Errorf("%d groups kept after two idle sweeps", len(n.pubs))
+	}
+}

@@ -38,7 +38,9 @@ func (s *subscription) onMsg(m *nats.Msg) {
 		clear(frames)
 		return
 	}
-	if want, ok := s.next[h.node]; ok && h.seq != want {
+	// Sequence 1 starts a stream: a new sender, or one that forgot this
+	// idle group (see pubState). Anything else must follow on.
+	if want, ok := s.next[h.node]; ok && h.seq != want && h.seq != 1 {
 		if h.seq > want {
 			n.counts.gaps.Add(h.seq - want)
 			n.report.add(msgGap, s.group, fmt.Errorf("from node %016x", h.node), h.seq-want)
