@@ -44,9 +44,7 @@ func benchFanOut(b *testing.B, burst int) {
 	big := func(c *Config) { c.MaxQueued = 64 << 20 }
 	pub := newNode(b, ns, "pub", big)
 	sub := newNode(b, ns, "sub", func(c *Config) { big(c); c.Deliver = deliver })
-	base := ns.subs()
-	_ = sub.Join("bench")
-	eventually(b, 10*time.Second, "subscription", func() bool { return ns.subs() > base })
+	join(b, ns, "bench", sub)
 	frame := make([]byte, size)
 	wait := func(want int64) {
 		deadline := time.Now().Add(30 * time.Second)

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/herald-mmo/herald/internal/leakcheck"
+	"github.com/herald-mmo/herald/internal/testlog"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
 
@@ -61,6 +63,31 @@ func (ns *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n
 // subs is the server's subscription count.
 func (ns *natsServer) subs() uint32 { return ns.srv.NumSubscriptions() }
 
+// raw connects a plain NATS client, as anyone on the server could;
+// t.Cleanup closes it.
+func (ns *natsServer) raw(t testing.TB) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ns.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// join makes every node Join group and waits until the server has their
+// subscriptions.
+func join(t testing.TB, ns *natsServer, group string, nodes ...*node) {
+	t.Helper()
+	want := ns.subs() + uint32(len(nodes))
+	for _, nd := range nodes {
+		if err := nd.Join(group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "subscriptions to "+group, func() bool { return ns.subs() == want })
+}
+
 // recorder is a Deliver that copies what it receives, per group.
 type recorder struct {
 	mu     sync.Mutex
@@ -92,36 +119,18 @@ func (r *recorder) len(group string) int {
 	return len(r.frames[group])
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // node is one backplane node under test.
 type node struct {
 	*NATS
 	name string
 	rec  *recorder
-	log  *syncBuffer
+	log  *testlog.Buffer
 }
 
 // newNode connects a node to ns; t.Cleanup closes it.
 func newNode(t testing.TB, ns *natsServer, name string, edit func(*Config)) *node {
 	t.Helper()
-	nd := &node{name: name, rec: &recorder{}, log: &syncBuffer{}}
+	nd := &node{name: name, rec: &recorder{}, log: &testlog.Buffer{}}
 	cfg := DefaultConfig()
 	cfg.URL = ns.url()
 	cfg.Name = name

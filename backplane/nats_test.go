@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 )
 
 // checkStream checks that frames hold, per sender, consecutive indexes
@@ -37,16 +35,11 @@ func TestEveryFrameReachesEveryOtherMember(t *testing.T) {
 		group  = "room.1 *>" // needs escaping
 	)
 	ns := startNATS(t)
-	base := ns.subs()
 	var all []*node
 	for i := range nodes {
-		nd := newNode(t, ns, string(rune('a'+i)), nil)
-		if err := nd.Join(group); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, nd)
+		all = append(all, newNode(t, ns, string(rune('a'+i)), nil))
 	}
-	eventually(t, 10*time.Second, "subscriptions on the server", func() bool { return ns.subs() == base+nodes })
+	join(t, ns, group, all...)
 
 	var wg sync.WaitGroup
 	for s, nd := range all {
@@ -95,12 +88,8 @@ func TestNoMembersNoTraffic(t *testing.T) {
 	base := ns.subs()
 	a := newNode(t, ns, "a", nil)
 	b := newNode(t, ns, "b", nil)
-	for _, err := range []error{a.Join("lobby"), b.Join("lobby"), a.Join("raid")} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, 5*time.Second, "3 subscriptions", func() bool { return ns.subs() == base+3 })
+	join(t, ns, "lobby", a, b)
+	join(t, ns, "raid", a)
 
 	// publish sends frames 0..n-1 from a to raid and then one to lobby, and
 	// waits for b to have lobby's.
@@ -157,11 +146,7 @@ func TestServerRestart(t *testing.T) {
 	ns := startNATS(t)
 	edit := func(c *Config) { c.ReconnectBuf = 16 << 10 }
 	nodes := []*node{newNode(t, ns, "a", edit), newNode(t, ns, "b", edit)}
-	base := ns.subs()
-	for _, nd := range nodes {
-		_ = nd.Join(group)
-	}
-	eventually(t, 5*time.Second, "subscriptions", func() bool { return ns.subs() == base+2 })
+	join(t, ns, group, nodes...)
 
 	sent := make([]int, len(nodes))
 	publish := func(n int) {
@@ -249,17 +234,10 @@ func TestServerRestart(t *testing.T) {
 
 func TestMalformedMessageHarmsNobody(t *testing.T) {
 	ns := startNATS(t)
-	base := ns.subs()
 	a := newNode(t, ns, "a", nil)
 	b := newNode(t, ns, "b", nil)
-	_ = b.Join("g")
-	eventually(t, 5*time.Second, "subscription", func() bool { return ns.subs() == base+1 })
-
-	raw, err := nats.Connect(ns.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	join(t, ns, "g", b)
+	raw := ns.raw(t)
 	for _, junk := range [][]byte{nil, []byte("hello"), make([]byte, batchHeaderLen+3)} {
 		if err := raw.Publish(subject("g"), junk); err != nil {
 			t.Fatal(err)
@@ -355,15 +333,9 @@ func TestConfigValidate(t *testing.T) {
 
 func TestGapsCountedBySequence(t *testing.T) {
 	ns := startNATS(t)
-	base := ns.subs()
 	b := newNode(t, ns, "b", nil)
-	_ = b.Join("g")
-	eventually(t, 5*time.Second, "subscription", func() bool { return ns.subs() == base+1 })
-	raw, err := nats.Connect(ns.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	join(t, ns, "g", b)
+	raw := ns.raw(t)
 
 	delivered := 0
 	for _, step := range []struct {

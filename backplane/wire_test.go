@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-mmo/herald/internal/testlog"
 	"github.com/rs/zerolog"
 )
 
@@ -122,7 +123,7 @@ func TestSubjectEscaping(t *testing.T) {
 }
 
 func TestReporterSumsPerGroup(t *testing.T) {
-	var out syncBuffer
+	var out testlog.Buffer
 	r := &reporter{log: zerolog.New(&out), every: time.Hour}
 	r.add(msgLost, "g", ErrQueueFull, 1) // first: written at once
 	r.add(msgLost, "g", ErrQueueFull, 2) // within the interval: summed
