@@ -70,6 +70,11 @@ type Counters struct {
 	Groups int64
 }
 
+// AllSessions is the group name a Manager publishes and joins for
+// Manager.Broadcast (every session on every node); a Manager reserves it, so
+// no room may be called "".
+const AllSessions = ""
+
 // Local is the backplane of a single node: nothing crosses nodes, every
 // method does nothing and costs nothing.
 type Local struct{}

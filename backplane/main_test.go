@@ -3,71 +3,33 @@ package backplane
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/herald-mmo/herald/internal/leakcheck"
+	"github.com/herald-mmo/herald/internal/natstest"
 	"github.com/herald-mmo/herald/internal/testlog"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// natsServer is an in-process nats-server on 127.0.0.1 that a test can stop
-// and start again on the same port.
-type natsServer struct {
-	t    testing.TB
-	port int
-	srv  *server.Server
-}
+// natsServer is the in-process server with the tests' helpers.
+type natsServer struct{ *natstest.Server }
 
 // startNATS starts a server on a free loopback port; t.Cleanup stops it.
-func startNATS(t testing.TB) *natsServer {
-	t.Helper()
-	ns := &natsServer{t: t, port: -1}
-	ns.start()
-	ns.port = ns.srv.Addr().(*net.TCPAddr).Port
-	t.Cleanup(ns.stop)
-	return ns
-}
-
-func (ns *natsServer) start() {
-	ns.t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: ns.port, NoLog: true, NoSigs: true})
-	if err != nil {
-		ns.t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		ns.t.Fatal("nats-server not ready")
-	}
-	ns.srv = srv
-}
-
-func (ns *natsServer) stop() {
-	if ns.srv != nil {
-		ns.srv.Shutdown()
-		ns.srv.WaitForShutdown()
-		ns.srv = nil
-	}
-}
-
-func (ns *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", ns.port) }
+func startNATS(t testing.TB) *natsServer { return &natsServer{natstest.Start(t)} }
 
 // subs is the server's subscription count.
-func (ns *natsServer) subs() uint32 { return ns.srv.NumSubscriptions() }
+func (ns *natsServer) subs() uint32 { return ns.Subscriptions() }
 
 // raw connects a plain NATS client, as anyone on the server could;
 // t.Cleanup closes it.
 func (ns *natsServer) raw(t testing.TB) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(ns.url())
+	nc, err := nats.Connect(ns.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +47,7 @@ func join(t testing.TB, ns *natsServer, group string, nodes ...*node) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "subscriptions to "+group, func() bool { return ns.subs() == want })
+	ns.WaitSubscriptions(want)
 }
 
 // recorder is a Deliver that copies what it receives, per group.
@@ -132,7 +94,7 @@ func newNode(t testing.TB, ns *natsServer, name string, edit func(*Config)) *nod
 	t.Helper()
 	nd := &node{name: name, rec: &recorder{}, log: &testlog.Buffer{}}
 	cfg := DefaultConfig()
-	cfg.URL = ns.url()
+	cfg.URL = ns.URL()
 	cfg.Name = name
 	cfg.Deliver = nd.rec.deliver
 	cfg.Logger = zerolog.New(nd.log)

@@ -42,8 +42,9 @@ type Config struct {
 	// reconnects forever.
 	ReconnectWait time.Duration
 	// PendingBytes bounds, per subscribed group, the received bytes that
-	// wait for Deliver (nats.go's pending limit). Past it NATS drops
-	// messages, which receivers count as Gaps.
+	// wait for Deliver (nats.go's pending limit). Past it nats.go drops
+	// messages (logged as a slow consumer), which this node counts as Gaps
+	// when the next batch arrives.
 	PendingBytes int
 	// CloseTimeout bounds how long Close waits for queued batches to reach
 	// the server (the sender's last writes, then a NATS flush round trip).
@@ -53,7 +54,7 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config for a local NATS server with batches of
-// 64 KiB, 8 MiB queued, 8 MiB of reconnect buffer and 64 MiB of pending
+// 64 KiB, 8 MiB queued, 8 MiB of reconnect buffer and 16 MiB of pending
 // received bytes per group. Set Deliver.
 func DefaultConfig() Config {
 	return Config{
@@ -65,7 +66,7 @@ func DefaultConfig() Config {
 		MaxQueued:     8 << 20,
 		ReconnectBuf:  8 << 20,
 		ReconnectWait: 250 * time.Millisecond,
-		PendingBytes:  64 << 20,
+		PendingBytes:  16 << 20,
 		CloseTimeout:  2 * time.Second,
 	}
 }
@@ -99,6 +100,11 @@ func (c Config) Validate() error {
 // makes every nats.go call that may touch the socket (publish, subscribe,
 // unsubscribe), so a slow or absent server never blocks the caller: it fills
 // the queue, and what does not fit is counted as Lost.
+//
+// Costs: each subscribed group is a nats.go subscription with its own
+// delivery goroutine, up to PendingBytes of received batches and one
+// expected-sequence entry per node that published to it; each group
+// published to in the last minute or two keeps its subject and sequence.
 type NATS struct {
 	cfg      Config     // fixed
 	node     uint64     // fixed: this node's id on the wire, random

@@ -182,12 +182,12 @@ func TestServerRestart(t *testing.T) {
 	publish(500)
 	eventually(t, 10*time.Second, "delivery before the restart", seen)
 
-	ns.stop()
+	ns.Stop()
 	for _, nd := range nodes {
 		eventually(t, 10*time.Second, nd.name+" to notice the disconnect", func() bool { return nd.Counters().Disconnects > 0 })
 	}
 	publish(2000) // about 150 KiB each: more than the 16 KiB reconnect buffer
-	ns.start()
+	ns.Restart()
 	for _, nd := range nodes {
 		eventually(t, 10*time.Second, nd.name+" to reconnect", func() bool { return nd.Counters().Reconnects > 0 })
 	}
