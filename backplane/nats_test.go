@@ -186,7 +186,13 @@ func TestServerRestart(t *testing.T) {
 	for _, nd := range nodes {
 		eventually(t, 10*time.Second, nd.name+" to notice the disconnect", func() bool { return nd.Counters().Disconnects > 0 })
 	}
-	publish(2000) // about 150 KiB each: more than the 16 KiB reconnect buffer
+	publish(2000)              // about 150 KiB each: more than the 16 KiB reconnect buffer
+	for s, nd := range nodes { // restart once the senders have tried it all
+		eventually(t, 10*time.Second, nd.name+" to publish", func() bool {
+			c := nd.Counters()
+			return c.Published+c.Lost == uint64(sent[s])
+		})
+	}
 	ns.Restart()
 	for _, nd := range nodes {
 		eventually(t, 10*time.Second, nd.name+" to reconnect", func() bool { return nd.Counters().Reconnects > 0 })
