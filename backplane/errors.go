@@ -2,8 +2,9 @@ package backplane
 
 import "errors"
 
-// Sentinel errors; test with errors.Is. Every frame refused with one of them
-// is also counted in Counters.Lost and logged with the error as its reason.
+// Sentinel errors; test with errors.Is. A frame that Publish refuses, or that
+// the sending goroutine cannot hand to NATS, is counted in Counters.Lost and
+// logged with its group and one of these as the reason.
 var (
 	// ErrClosed is returned by Publish and Join after Close.
 	ErrClosed = errors.New("herald/backplane: closed")
