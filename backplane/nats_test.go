@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -394,5 +395,66 @@ func TestForgetIdle(t *testing.T) {
 	n.forgetIdle()
 	if len(n.pubs) != 0 {
 		t.Errorf("%d groups kept after two idle sweeps", len(n.pubs))
+	}
+}
+
+func TestNoDeliveryAfterClose(t *testing.T) {
+	ns := startNATS(t)
+	a := newNode(t, ns, "a", nil)
+	var closed atomic.Bool
+	var late atomic.Int64
+	b := newNode(t, ns, "b", func(c *Config) {
+		c.Deliver = func(string, [][]byte) {
+			time.Sleep(time.Millisecond) // a Close that did not wait for this call would return now
+			if closed.Load() {
+				late.Add(1)
+			}
+		}
+	})
+	join(t, ns, "g", b)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = a.Publish("g", frame(0, i))
+			a.Flush()
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+	eventually(t, 5*time.Second, "deliveries", func() bool { return b.Counters().Received > 10 })
+	if err := b.Close(); err != nil {
+		t.Error(err)
+	}
+	closed.Store(true)
+	time.Sleep(50 * time.Millisecond) // a's frames keep coming
+	close(stop)
+	wg.Wait()
+	if n := late.Load(); n != 0 {
+		t.Errorf("Deliver called %d times after Close returned", n)
+	}
+}
+
+func TestCloseWhileNATSIsDown(t *testing.T) {
+	ns := startNATS(t)
+	a := newNode(t, ns, "a", func(c *Config) { c.CloseTimeout = 200 * time.Millisecond })
+	ns.Stop()
+	eventually(t, 10*time.Second, "the disconnect", func() bool { return a.Counters().Disconnects > 0 })
+	for i := range 100 {
+		_ = a.Publish("g", frame(0, i))
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Close() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hung with the server down")
+	}
+	if c := a.Counters(); c.Published+c.Lost != 100 {
+		t.Errorf("%d published + %d lost, want the 100 frames accounted for", c.Published, c.Lost)
 	}
 }
