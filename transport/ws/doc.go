@@ -1,0 +1,68 @@
+// Package ws is herald's server side of the WebSocket protocol (RFC 6455),
+// written for an event loop: every function works on bytes already
+// buffered, returns how many it consumed (0: wait for more), never blocks
+// and never reads from a connection itself. A handshake or a frame may
+// arrive one byte at a time; the result is the same as if it came whole.
+//
+// Libraries that read through an io.Reader (gobwas/ws's Upgrade and
+// wsutil readers, gorilla's Conn) block until a whole header or frame has
+// arrived, which inside gnet's OnTraffic either stalls the loop or fails
+// on a short read (gnet #384, gobwas/ws #201). gnet-examples'
+// websocket/v2 server shows the shape that works: Peek what is buffered,
+// decode only what is complete, Discard that. This package is that shape
+// without a library underneath.
+//
+// # What it covers
+//
+//   - ParseUpgrade checks the opening handshake (GET, Host, Upgrade,
+//     Connection, Sec-WebSocket-Key and -Version 13, an optional path and
+//     Origin allow-list, a cap on the header size); AppendAccept writes the
+//     101, AppendReject the 400/403/404/426/431 for a refusal. A handshake
+//     that never ends is the caller's to time out.
+//   - Decoder.Next decodes text, binary, ping, pong and close frames,
+//     fragmentation with control frames between fragments, UTF-8 of text
+//     checked fragment by fragment, a message size limit checked from the
+//     frame header, and every RFC violation as a *CloseError carrying the
+//     close code (1002, 1007, 1009) and the close frame to send.
+//   - AppendFrameHeader, AppendFrame and AppendClose build server frames:
+//     unmasked, so the same bytes go to every recipient.
+//   - A client side (AppendRequest, ParseAccept, AppendClientFrame,
+//     NewClientDecoder) for load generators and tests.
+//
+// Memory per connection is the Decoder (a few words) plus, only while a
+// fragmented message is arriving, its assembly buffer, bounded by the
+// message limit and dropped when larger than 64 KiB. An unfragmented
+// message is returned in place: Payload aliases the input, unmasked there.
+// Permessage-deflate is not implemented; extension offers are ignored, so
+// clients send uncompressed frames.
+//
+// # Integrating with handler.Server
+//
+// One gnet engine serves both kinds of session: gnet.Rotate(handler,
+// []string{"tcp://" + tcpAddr, "tcp://" + wsAddr}, opts...) opens several
+// listeners on the same event loops (gnet v2.9.7 gnet.go). In OnOpen,
+// c.LocalAddr() is the accepting socket's local address: its port says
+// which listener the connection came in on. A WebSocket connection's
+// state, kept in the session (c.Context()), is
+//
+//   - a handshake phase: in OnTraffic, Peek(-1), ParseUpgrade; n == 0
+//     waits (arm the handshake timeout in OnOpen); an error writes
+//     AppendReject and closes; success writes AppendAccept, Discards n and
+//     goes on with the rest of the buffer, which may already hold frames;
+//   - then a Decoder (NewDecoder(maxFrame)): loop Next over the peeked
+//     bytes, hand each OpBinary (packet codec) or OpText (line codec)
+//     payload to the codec as one whole frame, answer pings and closes,
+//     and Discard the sum of the n values after the loop (a payload that
+//     aliases the input stays valid until then). An error writes the
+//     *CloseError's frame, logs its Reason and closes only this session.
+//
+// A broadcast encodes once per wire format, not once per recipient: the
+// TCP form is the codec frame; the WebSocket form is
+// AppendFrameHeader(OpBinary, len(frame)) followed by the same frame, built
+// once into its own SendBuffer (or written as two iovecs: the shared
+// 2-10-byte header and the TCP frame's bytes) and queued to every WebSocket
+// member. Server frames are never masked, so those bytes are identical for
+// all of them. Read backpressure, slow-consumer limits, idle and frame
+// timeouts apply unchanged: they count wire bytes and messages, not
+// transports.
+package ws
