@@ -27,7 +27,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,33 +34,12 @@ import (
 	"github.com/herald-mmo/herald/bench/internal/benchsrv"
 )
 
-// client is one connection.
-type client struct {
-	conn *websocket.Conn
-	out  chan *websocket.PreparedMessage // fixed capacity
-	done chan struct{}                   // closed once by kill
-	once sync.Once
-}
-
-// kill closes the connection; the reader and writer then exit.
-func (c *client) kill() {
-	c.once.Do(func() {
-		close(c.done)
-		c.conn.Close()
-	})
-}
-
 type server struct {
 	queue int
 	max   int64
 	up    websocket.Upgrader
-	slow  atomic.Int64 // slow consumers disconnected
-	quiet bool         // -log-level error: no per-event logs
-
-	mu      sync.RWMutex
-	clients map[*client]struct{} // guarded by mu
-	closed  bool                 // guarded by mu
-	wg      sync.WaitGroup
+	hub   benchsrv.Hub[*websocket.PreparedMessage]
+	wg    sync.WaitGroup // writers
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,30 +48,24 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(s.max)
-	c := &client{conn: conn, out: make(chan *websocket.PreparedMessage, s.queue), done: make(chan struct{})}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	c := benchsrv.NewQueue[*websocket.PreparedMessage](s.queue, conn.RemoteAddr(), conn)
+	if !s.hub.Add(c) { // registered before its first message is read
 		conn.Close()
 		return
 	}
-	s.clients[c] = struct{}{} // registered before its first message is read
-	s.mu.Unlock()
 	s.wg.Add(1)
-	go s.write(c)
-	s.read(c) // net/http's goroutine for this connection reads
+	go s.write(conn, c)
+	s.read(conn, c) // net/http's goroutine for this connection reads
 }
 
-func (s *server) read(c *client) {
+func (s *server) read(conn *websocket.Conn, c *benchsrv.Queue[*websocket.PreparedMessage]) {
 	defer func() {
-		s.mu.Lock()
-		delete(s.clients, c)
-		s.mu.Unlock()
-		c.kill()
+		s.hub.Remove(c)
+		c.Kill()
 	}()
-	var slow []*client
+	var slow []*benchsrv.Queue[*websocket.PreparedMessage]
 	for {
-		kind, p, err := c.conn.ReadMessage()
+		kind, p, err := conn.ReadMessage()
 		if err != nil {
 			return
 		}
@@ -101,42 +73,20 @@ func (s *server) read(c *client) {
 		if err != nil {
 			return
 		}
-		slow = slow[:0]
-		s.mu.RLock()
-		for to := range s.clients {
-			select {
-			case to.out <- pm:
-			default:
-				slow = append(slow, to)
-			}
-		}
-		s.mu.RUnlock()
-		for _, to := range slow {
-			s.mu.Lock()
-			_, ok := s.clients[to] // another reader may have dropped it already
-			delete(s.clients, to)
-			s.mu.Unlock()
-			if ok {
-				n := s.slow.Add(1)
-				if !s.quiet {
-					log.Printf("wsbase: disconnecting slow consumer %v (queue of %d full; %d so far)", to.conn.RemoteAddr(), s.queue, n)
-				}
-			}
-			to.kill()
-		}
+		slow = s.hub.Broadcast(pm, slow)
 	}
 }
 
-func (s *server) write(c *client) {
+func (s *server) write(conn *websocket.Conn, c *benchsrv.Queue[*websocket.PreparedMessage]) {
 	defer s.wg.Done()
 	for {
 		select {
-		case pm := <-c.out:
-			if err := c.conn.WritePreparedMessage(pm); err != nil {
-				c.kill()
+		case pm := <-c.Out:
+			if err := conn.WritePreparedMessage(pm); err != nil {
+				c.Kill()
 				return
 			}
-		case <-c.done:
+		case <-c.Done:
 			return
 		}
 	}
@@ -155,9 +105,9 @@ func main() {
 		benchsrv.Fatal(err)
 	}
 	s := &server{
-		queue: *queue, max: *maxMessage, clients: make(map[*client]struct{}),
-		up:    websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
-		quiet: f.LogLevel == "error",
+		queue: *queue, max: *maxMessage,
+		up:  websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
+		hub: benchsrv.Hub[*websocket.PreparedMessage]{Name: "wsbase", Quiet: f.LogLevel == "error"},
 	}
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(os.Stderr, "wsbase: ", 0)}
 	go func() {
@@ -165,12 +115,7 @@ func main() {
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
 		hs.Close() // closes the listener; hijacked WebSocket conns are ours
-		s.mu.Lock()
-		s.closed = true
-		for c := range s.clients {
-			c.kill()
-		}
-		s.mu.Unlock()
+		s.hub.Close()
 	}()
 	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		benchsrv.Fatal(err)
