@@ -35,7 +35,7 @@ type Message struct {
 type CloseError struct {
 	Code   uint16 // CloseProtocolError, CloseInvalidPayload or CloseTooLarge
 	Reason string // what was wrong, for the log and the close frame
-	Err    error  // ErrProtocol, ErrInvalidUTF8 or ErrTooLarge
+	Err    error  // ErrProtocol, ErrInvalidUTF8, ErrInvalidDeflate or ErrTooLarge
 }
 
 func (e *CloseError) Error() string { return e.Err.Error() + ": " + e.Reason }
@@ -58,11 +58,15 @@ type Decoder struct {
 	max    int  // message size limit; fixed after construction
 	client bool // decodes server frames (unmasked); fixed after construction
 
-	op     Opcode // data opcode of the fragmented message in progress; 0 if none
-	buf    []byte // its payload so far, at most max bytes
-	valid  int    // bytes of buf known to be whole UTF-8 (text only)
-	done   bool   // buf is the message Next returned last: clear it on the next call
-	closed bool   // a close frame was decoded; later bytes are ignored
+	deflate bool // permessage-deflate negotiated (AcceptDeflate); fixed after the handshake
+
+	op         Opcode // data opcode of the fragmented message in progress; 0 if none
+	compressed bool   // that message is compressed (RSV1 on its first frame)
+	buf        []byte // its payload so far, at most max bytes
+	valid      int    // bytes of buf known to be whole UTF-8 (uncompressed text only)
+	out        []byte // the last compressed message, inflated; at most max bytes
+	done       bool   // buf or out is the message Next returned last: clear it on the next call
+	closed     bool   // a close frame was decoded; later bytes are ignored
 }
 
 // NewDecoder returns a server-side Decoder: client frames must be masked,
@@ -82,6 +86,12 @@ func NewClientDecoder(maxMessage int) *Decoder {
 	d.client = true
 	return d
 }
+
+// AcceptDeflate makes d take compressed messages (RSV1 set on a message's
+// first frame), as negotiated when Upgrade.Deflate is true; call it once,
+// before the first frame. They are inflated, whole, into a buffer of d's
+// bounded by the message size limit.
+func (d *Decoder) AcceptDeflate() { d.deflate = true }
 
 // Next decodes from in, the bytes buffered so far, and returns the first
 // complete message or control frame, and n, how many bytes of in it
@@ -105,9 +115,12 @@ func NewClientDecoder(maxMessage int) *Decoder {
 func (d *Decoder) Next(in []byte) (m Message, n int, err error) {
 	if d.done {
 		d.done, d.valid = false, 0
-		d.buf = d.buf[:0]
+		d.buf, d.out = d.buf[:0], d.out[:0]
 		if cap(d.buf) > keepAssembly {
 			d.buf = nil
+		}
+		if cap(d.out) > keepAssembly {
+			d.out = nil
 		}
 	}
 	if d.closed {
@@ -133,8 +146,10 @@ func (d *Decoder) frame(in []byte) (Message, int, error) {
 	}
 	b0 := in[0]
 	fin, op := b0&finBit != 0, Opcode(b0&0x0F)
-	if b0&rsvBits != 0 {
-		return Message{}, 0, protocolError("reserved bits %#x set", b0&rsvBits)
+	rsv := b0 & rsvBits
+	compressed := rsv == rsv1Bit && d.deflate && (op == OpText || op == OpBinary)
+	if rsv != 0 && !compressed {
+		return Message{}, 0, protocolError("reserved bits %#x set", rsv)
 	}
 	switch op {
 	case OpContinuation:
@@ -182,9 +197,8 @@ func (d *Decoder) frame(in []byte) (Message, int, error) {
 		if length > MaxControlPayload {
 			return Message{}, 0, protocolError("control frame of %d bytes", length)
 		}
-	} else if length > uint64(d.max-len(d.buf)) {
-		return Message{}, 0, &CloseError{Code: CloseTooLarge, Err: ErrTooLarge,
-			Reason: fmt.Sprintf("message of more than %d bytes", d.max)}
+	} else if length > uint64(d.wireLimit(compressed || op == OpContinuation && d.compressed)-len(d.buf)) {
+		return Message{}, 0, tooLarge(d.max)
 	}
 	var key [4]byte
 	if !d.client {
@@ -207,15 +221,37 @@ func (d *Decoder) frame(in []byte) (Message, int, error) {
 		m, err := d.control(op, payload)
 		return m, total, err
 	case fin && op != OpContinuation:
+		if compressed {
+			var err error
+			if payload, err = d.inflate(payload); err != nil {
+				return Message{}, 0, err
+			}
+			d.done = true
+		}
 		if op == OpText && !utf8.Valid(payload) {
 			return Message{}, 0, invalidUTF8("text message")
 		}
 		return Message{Op: op, Payload: payload}, total, nil
 	}
 	if op != OpContinuation {
-		d.op = op
+		d.op, d.compressed = op, compressed
 	}
 	d.buf = append(d.buf, payload...)
+	if d.compressed {
+		if !fin {
+			return Message{}, total, nil
+		}
+		p, err := d.inflate(d.buf)
+		if err != nil {
+			return Message{}, 0, err
+		}
+		if d.op == OpText && !utf8.Valid(p) {
+			return Message{}, 0, invalidUTF8("text message")
+		}
+		m := Message{Op: d.op, Payload: p}
+		d.op, d.compressed, d.done = 0, false, true
+		return m, total, nil
+	}
 	if d.op == OpText {
 		valid, ok := utf8Prefix(d.buf[d.valid:])
 		d.valid += valid
@@ -229,6 +265,17 @@ func (d *Decoder) frame(in []byte) (Message, int, error) {
 	m := Message{Op: d.op, Payload: d.buf}
 	d.op, d.done = 0, true
 	return m, total, nil
+}
+
+// wireLimit is how many payload bytes a message may take on the wire: the
+// limit itself, or for a compressed message (whose inflated size inflate
+// bounds) the limit plus what deflate adds to incompressible data (5 bytes
+// per stored block of up to 64 KiB) with room to spare.
+func (d *Decoder) wireLimit(compressed bool) int {
+	if compressed {
+		return d.max + d.max>>10 + 64
+	}
+	return d.max
 }
 
 func (d *Decoder) control(op Opcode, payload []byte) (Message, error) {
@@ -250,6 +297,10 @@ func (d *Decoder) control(op Opcode, payload []byte) (Message, error) {
 	}
 	d.closed = true
 	return m, nil
+}
+
+func tooLarge(limit int) *CloseError {
+	return &CloseError{Code: CloseTooLarge, Err: ErrTooLarge, Reason: fmt.Sprintf("message of more than %d bytes", limit)}
 }
 
 func invalidUTF8(what string) *CloseError {

@@ -33,4 +33,6 @@ var (
 	ErrInvalidUTF8 = errors.New("herald/ws: invalid utf-8")
 	// ErrTooLarge: a message exceeds the decoder's maximum size (1009).
 	ErrTooLarge = errors.New("herald/ws: message too large")
+	// ErrInvalidDeflate: a compressed message does not inflate (1007).
+	ErrInvalidDeflate = errors.New("herald/ws: corrupt compressed message")
 )

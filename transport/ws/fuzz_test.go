@@ -64,25 +64,34 @@ func FuzzParseUpgrade(f *testing.F) {
 }
 
 // FuzzDecoder checks Decoder.Next on any bytes, as a server (masked frames)
-// and as a client: the contract decodeAll checks on every call, the same
+// and as a client, with and without permessage-deflate: the contract decodeAll checks on every call, the same
 // messages and error whole and one byte per read, nothing left buffered
 // that could be a whole frame, and every message re-encoded as a single
 // frame decodes to itself.
 func FuzzDecoder(f *testing.F) {
 	for _, in := range rfcClientExample {
-		f.Add(in, uint16(0), false)
+		f.Add(in, uint16(0), false, false)
 	}
 	for _, in := range rfcServerExample {
-		f.Add(in, uint16(0), true)
+		f.Add(in, uint16(0), true, false)
 	}
-	f.Add(frames(text(false, ws.OpText, "Hel"), text(true, ws.OpPing, "p"), text(true, ws.OpContinuation, "lo")), uint16(0), false)
-	f.Add(frames(text(false, ws.OpText, "h\xc3"), text(true, ws.OpContinuation, "\xa9")), uint16(0), false)
-	f.Add(ws.AppendClientFrame(nil, ws.OpClose, true, []byte("\x03\xe8bye"), mask(1)), uint16(0), false)
-	f.Add(text(true, ws.OpBinary, "abcdef"), uint16(4), false)
-	f.Fuzz(func(t *testing.T, in []byte, maxMessage uint16, client bool) {
-		newDecoder := ws.NewDecoder
-		if client {
-			newDecoder = ws.NewClientDecoder
+	f.Add(frames(text(false, ws.OpText, "Hel"), text(true, ws.OpPing, "p"), text(true, ws.OpContinuation, "lo")), uint16(0), false, false)
+	f.Add(frames(text(false, ws.OpText, "h\xc3"), text(true, ws.OpContinuation, "\xa9")), uint16(0), false, false)
+	f.Add(ws.AppendClientFrame(nil, ws.OpClose, true, []byte("\x03\xe8bye"), mask(1)), uint16(0), false, false)
+	f.Add(text(true, ws.OpBinary, "abcdef"), uint16(4), false, false)
+	f.Add(deflated(ws.OpText, []byte("hello hello hello"), 3), uint16(0), false, true)
+	f.Add(deflated(ws.OpBinary, make([]byte, 2000)), uint16(1000), false, true)
+	f.Add(ws.AppendDeflatedFrame(nil, ws.OpText, []byte("compressed by the server")), uint16(0), true, true)
+	f.Fuzz(func(t *testing.T, in []byte, maxMessage uint16, client, deflate bool) {
+		newDecoder := func(limit int) *ws.Decoder {
+			d := ws.NewDecoder(limit)
+			if client {
+				d = ws.NewClientDecoder(limit)
+			}
+			if deflate {
+				d.AcceptDeflate()
+			}
+			return d
 		}
 		limit := int(maxMessage)
 		if limit == 0 {
@@ -97,7 +106,7 @@ func FuzzDecoder(f *testing.F) {
 		if !reflect.DeepEqual(whole, bytewise) || !sameErr(err, err1) {
 			t.Fatalf("whole: %v, %v; one byte per read: %v, %v", whole, err, bytewise, err1)
 		}
-		if err == nil && len(rest) >= ws.MaxHeaderLen+max(limit, ws.MaxControlPayload) {
+		if err == nil && len(rest) >= ws.MaxHeaderLen+max(limit+limit>>10+64, ws.MaxControlPayload) {
 			t.Fatalf("%d bytes buffered without a message, max %d", len(rest), limit)
 		}
 		for _, m := range whole {
@@ -118,40 +127,58 @@ func FuzzDecoder(f *testing.F) {
 	})
 }
 
-// FuzzRoundTrip fragments a payload where the fuzzer says, puts pings
-// between the fragments, masks it as a client does, and checks the server
-// decoder returns every ping and then the payload, at any read split.
+// FuzzRoundTrip fragments a payload (compressed or not) where the fuzzer
+// says, puts pings between the fragments, masks it as a client does, and
+// checks the server decoder returns every ping and then the payload, at
+// any read split.
 func FuzzRoundTrip(f *testing.F) {
-	f.Add([]byte("Hello"), []byte{3}, false, uint8(2))
-	f.Add([]byte("h\u00e9llo w\u00f6rld"), []byte{2, 1, 0, 5}, true, uint8(7))
-	f.Add(make([]byte, 300), []byte{126, 1}, false, uint8(200))
-	f.Fuzz(func(t *testing.T, payload, cuts []byte, asText bool, split uint8) {
+	f.Add([]byte("Hello"), []byte{3}, false, false, uint8(2))
+	f.Add([]byte("h\u00e9llo w\u00f6rld"), []byte{2, 1, 0, 5}, true, false, uint8(7))
+	f.Add(make([]byte, 300), []byte{126, 1}, false, false, uint8(200))
+	f.Add([]byte("h\u00e9llo h\u00e9llo h\u00e9llo"), []byte{2, 1, 0, 5}, true, true, uint8(9))
+	f.Fuzz(func(t *testing.T, payload, cuts []byte, asText, compress bool, split uint8) {
 		op := ws.OpBinary
 		if asText {
 			op = ws.OpText
 		}
+		var fragments [][]byte
+		if compress {
+			ks := make([]int, len(cuts))
+			for i, c := range cuts {
+				ks[i] = int(c)
+			}
+			fragments = clientDeflated(op, payload, ks...)
+		} else {
+			rest := payload
+			for i, c := range cuts {
+				k := min(int(c), len(rest))
+				fop := ws.OpContinuation
+				if i == 0 {
+					fop = op
+				}
+				fragments = append(fragments, ws.AppendClientFrame(nil, fop, false, rest[:k], mask(c)))
+				rest = rest[k:]
+			}
+			fop := ws.OpContinuation
+			if len(cuts) == 0 {
+				fop = op
+			}
+			fragments = append(fragments, ws.AppendClientFrame(nil, fop, true, rest, mask(7)))
+		}
 		var in []byte
 		var want []msg
-		rest, first := payload, true
-		for _, c := range cuts {
-			k := min(int(c), len(rest))
-			fop := ws.OpContinuation
-			if first {
-				fop, first = op, false
+		for i, f := range fragments {
+			in = append(in, f...)
+			if i < len(fragments)-1 {
+				in = ws.AppendClientFrame(in, ws.OpPing, true, []byte{byte(i)}, mask(byte(i)))
+				want = append(want, msg{op: ws.OpPing, payload: string([]byte{byte(i)})})
 			}
-			in = ws.AppendClientFrame(in, fop, false, rest[:k], mask(c))
-			in = ws.AppendClientFrame(in, ws.OpPing, true, []byte{c}, mask(c+1))
-			want = append(want, msg{op: ws.OpPing, payload: string([]byte{c})})
-			rest = rest[k:]
-		}
-		if first {
-			in = ws.AppendClientFrame(in, op, true, rest, mask(7))
-		} else {
-			in = ws.AppendClientFrame(in, ws.OpContinuation, true, rest, mask(7))
 		}
 		want = append(want, msg{op: op, payload: string(payload)})
 		k := int(split) % (len(in) + 1)
-		got, left, err := decodeAll(t, ws.NewDecoder(1<<20), in[:k], in[k:])
+		d := ws.NewDecoder(1 << 20)
+		d.AcceptDeflate()
+		got, left, err := decodeAll(t, d, in[:k], in[k:])
 		if asText && !utf8.Valid(payload) {
 			if !errors.Is(err, ws.ErrInvalidUTF8) {
 				t.Fatalf("invalid text %q decoded with %v", payload, err)

@@ -35,6 +35,10 @@ type Config struct {
 	// MaxHeaderBytes caps the request line and headers, final CRLF
 	// included; 0 means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// Deflate accepts a client's permessage-deflate offer (RFC 7692), with
+	// no context takeover either way (see AppendDeflatedFrame). Off, offers
+	// are ignored and clients send uncompressed messages.
+	Deflate bool
 }
 
 func (c *Config) maxHeader() int {
@@ -52,6 +56,11 @@ type Upgrade struct {
 	Origin    string // Origin header, "" if absent
 	Key       string // Sec-WebSocket-Key, as sent
 	Protocols string // Sec-WebSocket-Protocol as sent, "" if absent (herald selects none)
+	// Deflate is whether permessage-deflate was negotiated (Config.Deflate
+	// and an acceptable offer): AppendAccept then confirms it, the
+	// connection's Decoder needs AcceptDeflate, and the connection may be
+	// sent AppendDeflatedFrame's frames (or plain ones).
+	Deflate bool
 }
 
 // HandshakeError is a rejected handshake: the HTTP status to answer with
@@ -118,8 +127,8 @@ func ParseUpgrade(in []byte, cfg *Config) (u Upgrade, n int, err error) {
 
 // request collects the headers parseRequest checks.
 type request struct {
-	host, upgrade, connection, key, version, origin, protocols string
-	hosts, keys, versions                                      int
+	host, upgrade, connection, key, version, origin, protocols, extensions string
+	hosts, keys, versions                                                  int
 }
 
 func parseRequest(head []byte, cfg *Config) (Upgrade, error) {
@@ -146,12 +155,15 @@ func parseRequest(head []byte, cfg *Config) (Upgrade, error) {
 			r.origin = v
 		case asciiEqualFold(name, "sec-websocket-protocol"):
 			r.protocols = joinList(r.protocols, v)
+		case asciiEqualFold(name, "sec-websocket-extensions"):
+			r.extensions = joinList(r.extensions, v)
 		}
 	}); err != nil {
 		return Upgrade{}, err
 	}
 	path, _, _ := strings.Cut(target, "?")
-	u := Upgrade{Path: path, Host: r.host, Origin: r.origin, Key: r.key, Protocols: r.protocols}
+	u := Upgrade{Path: path, Host: r.host, Origin: r.origin, Key: r.key, Protocols: r.protocols,
+		Deflate: cfg != nil && cfg.Deflate && acceptDeflate(r.extensions)}
 	switch {
 	case r.hosts != 1 || r.host == "":
 		return u, reject(http.StatusBadRequest, ErrBadRequest, "want one Host header, got %d", r.hosts)
@@ -299,6 +311,9 @@ func AcceptKey(key string) string {
 func AppendAccept(dst []byte, u Upgrade) []byte {
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	dst = append(dst, AcceptKey(u.Key)...)
+	if u.Deflate {
+		dst = append(dst, "\r\nSec-WebSocket-Extensions: "+deflateResponse...)
+	}
 	return append(dst, "\r\n\r\n"...)
 }
 
@@ -349,7 +364,7 @@ func AppendRequest(dst []byte, host, path, key string) []byte {
 }
 
 // ParseAccept parses a server's handshake response to a request sent with
-// key, with ParseUpgrade's contract: n == 0 and a nil error mean more bytes
+// key (by AppendRequest, which offers no extension), with ParseUpgrade's contract: n == 0 and a nil error mean more bytes
 // are needed; n is the response's length and the frames follow it. Any
 // status but 101, or a missing or wrong Sec-WebSocket-Accept, is a
 // *HandshakeError wrapping ErrBadResponse.
@@ -367,7 +382,7 @@ func ParseAccept(in []byte, key string) (n int, err error) {
 	if !found || !bytes.HasPrefix(status, []byte("101")) {
 		return n, reject(0, ErrBadResponse, "status line %q", line)
 	}
-	var upgrade, connection, accept string
+	var upgrade, connection, accept, extensions string
 	if err := parseHeaders(rest, func(name, value []byte) {
 		switch {
 		case asciiEqualFold(name, "upgrade"):
@@ -376,12 +391,17 @@ func ParseAccept(in []byte, key string) (n int, err error) {
 			connection = joinList(connection, string(value))
 		case asciiEqualFold(name, "sec-websocket-accept"):
 			accept = string(value)
+		case asciiEqualFold(name, "sec-websocket-extensions"):
+			extensions = joinList(extensions, string(value))
 		}
 	}); err != nil {
 		return n, reject(0, ErrBadResponse, "%v", err)
 	}
 	if !hasToken(upgrade, "websocket") || !hasToken(connection, "upgrade") || accept != AcceptKey(key) {
 		return n, reject(0, ErrBadResponse, "Upgrade %q, Connection %q, Sec-WebSocket-Accept %q", upgrade, connection, accept)
+	}
+	if extensions != "" { // AppendRequest offers none
+		return n, reject(0, ErrBadResponse, "extensions %q not offered", extensions)
 	}
 	return n, nil
 }

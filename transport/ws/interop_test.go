@@ -57,16 +57,17 @@ func payload(n int, text bool) []byte {
 type echoServer struct {
 	ln       net.Listener
 	readSize int
+	deflate  bool // accept permessage-deflate and answer compressed
 	wg       sync.WaitGroup
 }
 
-func startEchoServer(t *testing.T, readSize int) *echoServer {
+func startEchoServer(t *testing.T, readSize int, deflate bool) *echoServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &echoServer{ln: ln, readSize: readSize}
+	s := &echoServer{ln: ln, readSize: readSize, deflate: deflate}
 	var mu sync.Mutex
 	var conns []net.Conn
 	s.wg.Add(1)
@@ -106,10 +107,11 @@ func (s *echoServer) url() string { return "ws://" + s.ln.Addr().String() + "/ws
 
 func (s *echoServer) serve(c net.Conn) error {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	cfg := &ws.Config{Path: "/ws"}
+	cfg := &ws.Config{Path: "/ws", Deflate: s.deflate}
 	var buf, out []byte
 	rd := make([]byte, s.readSize)
 	var d *ws.Decoder
+	appendData := ws.AppendFrame
 	for {
 		k, err := c.Read(rd)
 		if err != nil {
@@ -130,6 +132,10 @@ func (s *echoServer) serve(c net.Conn) error {
 			}
 			buf = append(buf[:0], buf[n:]...)
 			d = ws.NewDecoder(interopMax)
+			if u.Deflate {
+				d.AcceptDeflate()
+				appendData = ws.AppendDeflatedFrame
+			}
 		}
 		consumed, closing := 0, false
 		out = out[:0]
@@ -150,7 +156,7 @@ func (s *echoServer) serve(c net.Conn) error {
 				if m.Op == ws.OpText && string(m.Payload) == "ping me" {
 					out = ws.AppendFrame(out, ws.OpPing, []byte("from server"))
 				} else {
-					out = ws.AppendFrame(out, m.Op, m.Payload)
+					out = appendData(out, m.Op, m.Payload)
 				}
 			case ws.OpPing:
 				out = ws.AppendFrame(out, ws.OpPong, m.Payload)
@@ -173,15 +179,19 @@ func (s *echoServer) serve(c net.Conn) error {
 	}
 }
 
-func dialGorilla(t *testing.T, url string, writeBuf int) *websocket.Conn {
+func dialGorilla(t *testing.T, url string, writeBuf int, compress bool) *websocket.Conn {
 	t.Helper()
-	d := websocket.Dialer{WriteBufferSize: writeBuf, HandshakeTimeout: 5 * time.Second}
+	d := websocket.Dialer{WriteBufferSize: writeBuf, HandshakeTimeout: 5 * time.Second, EnableCompression: compress}
 	conn, resp, err := d.Dial(url, http.Header{"Origin": {"http://127.0.0.1"}})
 	if err != nil {
 		t.Fatalf("dial %s: %v (%v)", url, err, resp)
 	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); (ext != "") != compress {
+		t.Fatalf("compression %v, negotiated %q", compress, ext)
+	}
+	conn.EnableWriteCompression(compress)
 	t.Cleanup(func() { conn.Close() })
-	conn.SetReadLimit(interopMax + 1)
+	conn.SetReadLimit(2 * interopMax) // gorilla counts compressed bytes, which can exceed the message's
 	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	return conn
 }
@@ -189,16 +199,18 @@ func dialGorilla(t *testing.T, url string, writeBuf int) *websocket.Conn {
 func TestInteropGorillaClient(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		writeBuf int // gorilla fragments messages longer than its write buffer
-		readSize int // the server reads the socket this many bytes at a time
+		writeBuf int  // gorilla fragments messages longer than its write buffer
+		readSize int  // the server reads the socket this many bytes at a time
+		deflate  bool // permessage-deflate both ways
 	}{
 		{name: "unfragmented", writeBuf: interopMax + 64, readSize: 64 << 10},
 		{name: "fragmented every 512 bytes", writeBuf: 512, readSize: 4096},
 		{name: "unfragmented, 7-byte reads", writeBuf: interopMax + 64, readSize: 7},
+		{name: "compressed, fragmented every 512 bytes", writeBuf: 512, readSize: 4096, deflate: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startEchoServer(t, tc.readSize)
-			conn := dialGorilla(t, s.url(), tc.writeBuf)
+			s := startEchoServer(t, tc.readSize, tc.deflate)
+			conn := dialGorilla(t, s.url(), tc.writeBuf, tc.deflate)
 			for _, size := range interopSizes {
 				if tc.readSize < 100 && size > 65537 {
 					continue // byte-trickle reads are for the small sizes
@@ -255,7 +267,7 @@ func TestInteropGorillaClient(t *testing.T) {
 }
 
 func TestInteropCloseCodes(t *testing.T) {
-	s := startEchoServer(t, 4096)
+	s := startEchoServer(t, 4096, false)
 	for _, tc := range []struct {
 		name string
 		send func(*websocket.Conn) error
@@ -270,7 +282,7 @@ func TestInteropCloseCodes(t *testing.T) {
 		}, 1002},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conn := dialGorilla(t, s.url(), 4096)
+			conn := dialGorilla(t, s.url(), 4096, false)
 			if err := tc.send(conn); err != nil {
 				t.Fatal(err)
 			}
