@@ -59,12 +59,21 @@
 //     waits (arm the handshake timeout in OnOpen); an error writes
 //     AppendReject and closes; success writes AppendAccept, Discards n and
 //     goes on with the rest of the buffer, which may already hold frames;
-//   - then a Decoder (NewDecoder(maxFrame)): loop Next over the peeked
-//     bytes, hand each OpBinary (packet codec) or OpText (line codec)
-//     payload to the codec as one whole frame, answer pings and closes,
-//     and Discard the sum of the n values after the loop (a payload that
-//     aliases the input stays valid until then). An error writes the
-//     *CloseError's frame, logs its Reason and closes only this session.
+//   - then a Decoder (NewDecoder(maxFrame), AcceptDeflate if negotiated):
+//     loop Next over the peeked bytes, hand each OpBinary (packet codec) or
+//     OpText (line codec) payload to the codec as one whole frame, answer
+//     pings and closes, and Discard the sum of the n values after the loop:
+//     gnet's Peek bytes are valid until Discard, and so is a payload that
+//     aliases them. Peek may return a copy (when gnet's ring buffer wraps);
+//     unmasking that copy is still right, because Next unmasks only frames
+//     it consumes and those are discarded. A session paused by read
+//     backpressure stops the loop after a message and Discards what was
+//     consumed so far. An error writes the *CloseError's frame, logs its
+//     Reason and closes only this session.
+//
+// With the PROXY protocol on (package proxyproto), its header comes first:
+// OnOpen refuses a peer that proxyproto.Trusted rejects, and OnTraffic
+// parses the header before the handshake (or the TCP codec) sees a byte.
 //
 // A broadcast encodes once per wire format, not once per recipient: the
 // TCP form is the codec frame; the WebSocket form is
