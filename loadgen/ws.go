@@ -168,28 +168,27 @@ func (w *wsConn) Read(p []byte) (int, error) {
 }
 
 // drain copies pending payload, then payloads of further whole messages,
-// into p.
+// into p. A payload that does not fit stays pending: it aliases in (or the
+// decoder's buffer), which Read leaves alone until pending is empty.
 func (w *wsConn) drain(p []byte) int {
-	n := 0
-	for n < len(p) {
-		if len(w.pending) > 0 {
-			k := copy(p[n:], w.pending)
-			w.pending = w.pending[k:]
-			n += k
-			continue
-		}
-		if w.err != nil {
-			return n
-		}
-		m, used, err := w.dec.Next(w.in[w.start:w.end])
-		w.start += used
+	n := copy(p, w.pending)
+	w.pending = w.pending[n:]
+	start := w.start
+	for n < len(p) && len(w.pending) == 0 && w.err == nil {
+		m, used, err := w.dec.Next(w.in[start:w.end])
+		start += used
 		switch {
 		case err != nil:
 			w.err = fmt.Errorf("loadgen: websocket: %w", err)
 		case m.Op == 0:
+			w.start = start
 			return n
 		case m.Op == ws.OpBinary || m.Op == ws.OpText:
-			w.pending = m.Payload
+			k := copy(p[n:], m.Payload)
+			n += k
+			if k < len(m.Payload) {
+				w.pending = m.Payload[k:]
+			}
 		case m.Op == ws.OpPing:
 			w.wmu.Lock()
 			_, err := w.Conn.Write(ws.AppendClientFrame(nil, ws.OpPong, true, m.Payload, maskKey()))
@@ -204,6 +203,7 @@ func (w *wsConn) drain(p []byte) int {
 			}
 		}
 	}
+	w.start = start
 	return n
 }
 

@@ -184,3 +184,76 @@ func startWSBase(t *testing.T) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// replayConn is a net.Conn whose reads return data in chunks of at most
+// 64 KiB, as a fast server's writes arrive; writes are discarded.
+type replayConn struct {
+	net.Conn // nil: only Read and Write are called
+	data     []byte
+	pos      int
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if c.pos == len(c.data) {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 64<<10)], c.data[c.pos:])
+	c.pos += n
+	return n, nil
+}
+
+func (c *replayConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkReceive measures what loadgen's receive path costs per 64-byte
+// frame over WebSocket (wsConn unwrapping server frames) against plain TCP
+// (the same frames read directly), both decoding packets from a 64 KiB
+// read buffer as readLoop does: the ratio says how much of loadgen's own
+// ceiling (selftest) the WebSocket adapter takes.
+func BenchmarkReceive(b *testing.B) {
+	const frames = 4096
+	var tcp, wsData []byte
+	for i := range frames {
+		f := AppendPayloadPacket(nil, FrameID, 1, uint32(i), 0, 64)
+		tcp = append(tcp, f...)
+		wsData = ws.AppendFrame(wsData, ws.OpBinary, f)
+	}
+	run := func(b *testing.B, conn func() net.Conn) {
+		b.ReportAllocs()
+		buf := make([]byte, 64<<10)
+		for b.Loop() {
+			c := conn()
+			start, end, got := 0, 0, 0
+			for {
+				n, err := c.Read(buf[end:])
+				end += n
+				for {
+					_, _, used, derr := DecodePacket(buf[start:end])
+					if derr != nil {
+						b.Fatal(derr)
+					}
+					if used == 0 {
+						break
+					}
+					start += used
+					got++
+				}
+				end = copy(buf, buf[start:end])
+				start = 0
+				if err != nil {
+					break
+				}
+			}
+			if got != frames {
+				b.Fatalf("%d frames, want %d", got, frames)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), "ns/frame")
+	}
+	b.Run("tcp", func(b *testing.B) { run(b, func() net.Conn { return &replayConn{data: tcp} }) })
+	in := make([]byte, 128<<10)
+	b.Run("ws", func(b *testing.B) {
+		run(b, func() net.Conn {
+			return &wsConn{Conn: &replayConn{data: wsData}, dec: ws.NewClientDecoder(wsMaxMessage), in: in}
+		})
+	})
+}
