@@ -38,6 +38,7 @@ type CloseError struct {
 	Err    error  // ErrProtocol, ErrInvalidUTF8, ErrInvalidDeflate or ErrTooLarge
 }
 
+// Error says what the peer did wrong.
 func (e *CloseError) Error() string { return e.Err.Error() + ": " + e.Reason }
 
 // Unwrap returns the sentinel.

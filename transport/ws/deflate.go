@@ -77,6 +77,7 @@ type inflater struct {
 	src [2][]byte
 }
 
+// Read hands the flate reader the message, then the tail.
 func (f *inflater) Read(p []byte) (int, error) {
 	for len(f.src[0]) == 0 {
 		if len(f.src[1]) == 0 {

@@ -71,6 +71,7 @@ type HandshakeError struct {
 	Detail string // what exactly was wrong
 }
 
+// Error says why the handshake was refused.
 func (e *HandshakeError) Error() string {
 	if e.Detail == "" {
 		return e.Err.Error()
