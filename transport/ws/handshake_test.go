@@ -57,6 +57,7 @@ func TestParseUpgrade(t *testing.T) {
 		{name: "wrong path", in: rfcUpgrade, cfg: &ws.Config{Path: "/ws"}, status: 404, sent: ws.ErrBadPath},
 		{name: "foreign origin", in: edit(chromeUpgrade, "Origin: http://127.0.0.1:7080", "Origin: http://evil.example"), cfg: browsers, status: 403, sent: ws.ErrOriginDenied},
 		{name: "header too large", in: "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 200) + "\r\n\r\n", cfg: &ws.Config{MaxHeaderBytes: 100}, status: 431, sent: ws.ErrHeaderTooLarge},
+		{name: "a header that never ends, default cap", in: "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", ws.DefaultMaxHeaderBytes), status: 431, sent: ws.ErrHeaderTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
