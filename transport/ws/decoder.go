@@ -128,7 +128,7 @@ func (d *Decoder) Next(in []byte) (m Message, n int, err error) {
 		return Message{}, len(in), nil
 	}
 	for {
-		m, fn, err := d.frame(in[n:])
+		fn, err := d.frame(in[n:], &m)
 		if err != nil {
 			return Message{}, 0, err
 		}
@@ -139,79 +139,80 @@ func (d *Decoder) Next(in []byte) (m Message, n int, err error) {
 	}
 }
 
-// frame decodes at most one frame from in: (no message, 0) means it is not
-// all buffered; (no message, n > 0) is a fragment added to d.buf.
-func (d *Decoder) frame(in []byte) (Message, int, error) {
+// frame decodes at most one frame from in into *m: (no message, 0) means
+// it is not all buffered; (no message, n > 0) is a fragment added to d.buf.
+// *m is written only when a message is complete.
+func (d *Decoder) frame(in []byte, m *Message) (int, error) {
 	if len(in) < 1 {
-		return Message{}, 0, nil
+		return 0, nil
 	}
 	b0 := in[0]
 	fin, op := b0&finBit != 0, Opcode(b0&0x0F)
 	rsv := b0 & rsvBits
 	compressed := rsv == rsv1Bit && d.deflate && (op == OpText || op == OpBinary)
 	if rsv != 0 && !compressed {
-		return Message{}, 0, protocolError("reserved bits %#x set", rsv)
+		return 0, protocolError("reserved bits %#x set", rsv)
 	}
 	switch op {
 	case OpContinuation:
 		if d.op == 0 {
-			return Message{}, 0, protocolError("continuation frame without a message to continue")
+			return 0, protocolError("continuation frame without a message to continue")
 		}
 	case OpText, OpBinary:
 		if d.op != 0 {
-			return Message{}, 0, protocolError("new data frame inside a fragmented message")
+			return 0, protocolError("new data frame inside a fragmented message")
 		}
 	case OpClose, OpPing, OpPong:
 		if !fin {
-			return Message{}, 0, protocolError("fragmented control frame")
+			return 0, protocolError("fragmented control frame")
 		}
 	default:
-		return Message{}, 0, protocolError("reserved opcode %#x", byte(op))
+		return 0, protocolError("reserved opcode %#x", byte(op))
 	}
 	if len(in) < 2 {
-		return Message{}, 0, nil
+		return 0, nil
 	}
 	b1 := in[1]
 	if masked := b1&maskBit != 0; masked == d.client {
 		if d.client {
-			return Message{}, 0, protocolError("masked server frame")
+			return 0, protocolError("masked server frame")
 		}
-		return Message{}, 0, protocolError("unmasked client frame")
+		return 0, protocolError("unmasked client frame")
 	}
 	length, hn := uint64(b1&0x7F), 2
 	switch length {
 	case 126:
 		if len(in) < 4 {
-			return Message{}, 0, nil
+			return 0, nil
 		}
 		length, hn = uint64(binary.BigEndian.Uint16(in[2:])), 4
 	case 127:
 		if len(in) < 10 {
-			return Message{}, 0, nil
+			return 0, nil
 		}
 		length, hn = binary.BigEndian.Uint64(in[2:]), 10
 		if length>>63 != 0 {
-			return Message{}, 0, protocolError("64-bit length with its top bit set")
+			return 0, protocolError("64-bit length with its top bit set")
 		}
 	}
 	if op.IsControl() {
 		if length > MaxControlPayload {
-			return Message{}, 0, protocolError("control frame of %d bytes", length)
+			return 0, protocolError("control frame of %d bytes", length)
 		}
 	} else if length > uint64(d.wireLimit(compressed || op == OpContinuation && d.compressed)-len(d.buf)) {
-		return Message{}, 0, tooLarge(d.max)
+		return 0, tooLarge(d.max)
 	}
 	var key [4]byte
 	if !d.client {
 		if len(in) < hn+4 {
-			return Message{}, 0, nil
+			return 0, nil
 		}
 		copy(key[:], in[hn:])
 		hn += 4
 	}
 	total := hn + int(length) // length <= max(125, d.max): no overflow
 	if len(in) < total {
-		return Message{}, 0, nil
+		return 0, nil
 	}
 	payload := in[hn:total]
 	if !d.client {
@@ -219,20 +220,22 @@ func (d *Decoder) frame(in []byte) (Message, int, error) {
 	}
 	switch {
 	case op.IsControl():
-		m, err := d.control(op, payload)
-		return m, total, err
+		c, err := d.control(op, payload)
+		*m = c
+		return total, err
 	case fin && op != OpContinuation:
 		if compressed {
 			var err error
 			if payload, err = d.inflate(payload); err != nil {
-				return Message{}, 0, err
+				return 0, err
 			}
 			d.done = true
 		}
 		if op == OpText && !utf8.Valid(payload) {
-			return Message{}, 0, invalidUTF8("text message")
+			return 0, invalidUTF8("text message")
 		}
-		return Message{Op: op, Payload: payload}, total, nil
+		*m = Message{Op: op, Payload: payload}
+		return total, nil
 	}
 	if op != OpContinuation {
 		d.op, d.compressed = op, compressed
@@ -240,32 +243,32 @@ func (d *Decoder) frame(in []byte) (Message, int, error) {
 	d.buf = append(d.buf, payload...)
 	if d.compressed {
 		if !fin {
-			return Message{}, total, nil
+			return total, nil
 		}
 		p, err := d.inflate(d.buf)
 		if err != nil {
-			return Message{}, 0, err
+			return 0, err
 		}
 		if d.op == OpText && !utf8.Valid(p) {
-			return Message{}, 0, invalidUTF8("text message")
+			return 0, invalidUTF8("text message")
 		}
-		m := Message{Op: d.op, Payload: p}
+		*m = Message{Op: d.op, Payload: p}
 		d.op, d.compressed, d.done = 0, false, true
-		return m, total, nil
+		return total, nil
 	}
 	if d.op == OpText {
 		valid, ok := utf8Prefix(d.buf[d.valid:])
 		d.valid += valid
 		if !ok || (fin && d.valid != len(d.buf)) {
-			return Message{}, 0, invalidUTF8("fragmented text message")
+			return 0, invalidUTF8("fragmented text message")
 		}
 	}
 	if !fin {
-		return Message{}, total, nil
+		return total, nil
 	}
-	m := Message{Op: d.op, Payload: d.buf}
+	*m = Message{Op: d.op, Payload: d.buf}
 	d.op, d.done = 0, true
-	return m, total, nil
+	return total, nil
 }
 
 // wireLimit is how many payload bytes a message may take on the wire: the
