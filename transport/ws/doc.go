@@ -58,14 +58,17 @@
 //
 //   - a handshake phase: in OnTraffic, Peek(-1), ParseUpgrade; n == 0
 //     waits (arm the handshake timeout in OnOpen); an error writes
-//     AppendReject and closes; success writes AppendAccept, Discards n and
-//     goes on with the rest of the buffer, which may already hold frames;
+//     AppendReject and closes; success writes AppendAccept and goes on with
+//     the rest of the peeked bytes, which may already hold frames (n counts
+//     towards the one Discard below);
 //   - then a Decoder (NewDecoder(maxFrame), AcceptDeflate if negotiated):
 //     loop Next over the peeked bytes, hand each OpBinary (packet codec) or
 //     OpText (line codec) payload to the codec as one whole frame, answer
 //     pings and closes, and Discard the sum of the n values after the loop:
 //     gnet's Peek bytes are valid until Discard, and so is a payload that
-//     aliases them. Peek may return a copy (when gnet's ring buffer wraps);
+//     aliases them. Never call Discard(0): gnet v2.9.7 discards everything
+//     buffered for n <= 0, which loses a partial frame (TestGnetIntegration
+//     caught exactly that). Peek may return a copy (when gnet's ring buffer wraps);
 //     unmasking that copy is still right, because Next unmasks only frames
 //     it consumes and those are discarded. A session paused by read
 //     backpressure stops the loop after a message and Discards what was
