@@ -1,7 +1,6 @@
 package ws_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -144,24 +143,15 @@ func TestGnetIntegration(t *testing.T) {
 
 	// The WebSocket listener, with gorilla fragmenting and not.
 	for _, writeBuf := range []int{512, interopMax + 64} {
-		conn := dialGorilla(t, "ws://127.0.0.1:"+strconv.Itoa(wsPort)+"/ws", writeBuf, false)
-		for _, size := range interopSizes {
-			for _, kind := range []int{websocket.BinaryMessage, websocket.TextMessage} {
-				want := payload(size, kind == websocket.TextMessage)
-				if err := conn.WriteMessage(kind, want); err != nil {
-					t.Fatal(err)
-				}
-				gotKind, got, err := conn.ReadMessage()
-				if err != nil || gotKind != kind || !bytes.Equal(got, want) {
-					t.Fatalf("write buffer %d, %d-byte message: kind %d, %d bytes, %v", writeBuf, size, gotKind, len(got), err)
-				}
+		t.Run("write buffer "+strconv.Itoa(writeBuf), func(t *testing.T) {
+			conn := dialGorilla(t, "ws://127.0.0.1:"+strconv.Itoa(wsPort)+"/ws", writeBuf, false)
+			echoSizes(t, conn, interopSizes)
+			if err := conn.WriteMessage(websocket.TextMessage, []byte("\xff")); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if err := conn.WriteMessage(websocket.TextMessage, []byte("\xff")); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, int(ws.CloseInvalidPayload)) {
-			t.Fatalf("invalid text: %v, want close 1007", err)
-		}
+			if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, int(ws.CloseInvalidPayload)) {
+				t.Fatalf("invalid text: %v, want close 1007", err)
+			}
+		})
 	}
 }
