@@ -23,8 +23,8 @@ type Message struct {
 	// Payload is the unmasked payload; for OpClose, the reason (the code
 	// is in Code). An unfragmented message aliases the input passed to
 	// Next (unmasked in place) and is valid as long as those bytes are; a
-	// fragmented one lies in the Decoder's assembly buffer and is valid
-	// until the next call to Next.
+	// fragmented or compressed one lies in the Decoder's own buffer and is
+	// valid until the next call to Next.
 	Payload []byte
 	// Code is an OpClose frame's status code, CloseNoStatus if it had none.
 	Code uint16
@@ -210,7 +210,7 @@ func (d *Decoder) frame(in []byte, m *Message) (int, error) {
 		copy(key[:], in[hn:])
 		hn += 4
 	}
-	total := hn + int(length) // length <= max(125, d.max): no overflow
+	total := hn + int(length) // length <= max(125, d.wireLimit(true)): no overflow
 	if len(in) < total {
 		return 0, nil
 	}
