@@ -1,6 +1,7 @@
 package ws_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -154,4 +155,41 @@ func TestGnetIntegration(t *testing.T) {
 			}
 		})
 	}
+
+	// Hostile peers close only themselves: a header that never ends, and an
+	// unmasked frame after a good handshake; a good client keeps echoing.
+	t.Run("hostile peers", func(t *testing.T) {
+		good := dialGorilla(t, "ws://127.0.0.1:"+strconv.Itoa(wsPort)+"/ws", 4096, false)
+		raw := func() net.Conn {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(wsPort), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			return c
+		}
+		endless := raw()
+		endless.Write([]byte("GET /ws HTTP/1.1\r\nX: "))
+		for range ws.DefaultMaxHeaderBytes / 1024 {
+			endless.Write(bytes.Repeat([]byte("a"), 1024))
+		}
+		if resp, _ := io.ReadAll(endless); !bytes.HasPrefix(resp, []byte("HTTP/1.1 431 ")) {
+			t.Fatalf("endless header: got %q, want a 431 and the connection closed", resp)
+		}
+		unmasked := raw()
+		key := ws.NewKey()
+		unmasked.Write(ws.AppendRequest(nil, "127.0.0.1", "/ws", key))
+		unmasked.Write(ws.AppendFrame(nil, ws.OpBinary, []byte("not masked")))
+		resp, _ := io.ReadAll(unmasked)
+		n, err := ws.ParseAccept(resp, key)
+		if err != nil || n == 0 {
+			t.Fatalf("handshake response %q: %v", resp, err)
+		}
+		msgs, _, err := decodeAll(t, ws.NewClientDecoder(0), resp[n:])
+		if err != nil || len(msgs) != 1 || msgs[0].op != ws.OpClose || msgs[0].code != ws.CloseProtocolError {
+			t.Fatalf("after an unmasked frame: %+v, %v; want a 1002 close", msgs, err)
+		}
+		echoSizes(t, good, []int{10, 70000})
+	})
 }
