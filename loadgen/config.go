@@ -53,6 +53,11 @@ type Config struct {
 	// Progress, if set, is called every ProgressInterval from a goroutine
 	// of its own while the run goes on.
 	Progress func(Progress)
+	// Transport is TransportTCP (default) or TransportWS (fan-out and
+	// echo with EngineGoroutines only; see ws.go).
+	Transport string
+	// WSPath is the WebSocket request path, default DefaultWSPath.
+	WSPath string
 }
 
 // FanoutConfig configures RunFanout, RunPubSub and RunSelftest.
@@ -75,6 +80,11 @@ func (c Config) normalize(defaultSize int) (Config, error) {
 	c.DrainTimeout = cmp.Or(c.DrainTimeout, DefaultDrainTimeout)
 	c.ReadBuffer = cmp.Or(c.ReadBuffer, DefaultReadBuffer)
 	c.ProgressInterval = cmp.Or(c.ProgressInterval, DefaultProgressInterval)
+	c.Transport = cmp.Or(c.Transport, TransportTCP)
+	c.WSPath = cmp.Or(c.WSPath, DefaultWSPath)
+	if err := checkTransport(c.Transport); err != nil {
+		return c, err
+	}
 	switch {
 	case c.Clients < 0:
 		return c, configErr("Clients %d < 0", c.Clients)

@@ -60,6 +60,8 @@ func (c EchoConfig) normalize() (EchoConfig, error) {
 		return c, configErr("Engine %q does not pace: Rate must be 0", EngineEpoll)
 	case c.Engine == EngineEpoll && !epollSupported:
 		return c, configErr("Engine %q needs Linux", EngineEpoll)
+	case c.Engine == EngineEpoll && c.Transport == TransportWS:
+		return c, configErr("Engine %q speaks TCP only: use %q with Transport %q", EngineEpoll, EngineGoroutines, TransportWS)
 	}
 	defaultSize := DefaultSize
 	if c.Mode == EchoStream {
@@ -95,7 +97,7 @@ func RunEcho(ctx context.Context, cfg EchoConfig) (res Result, err error) {
 	if cfg.Mode == EchoStream {
 		res.Window = cfg.Window
 	}
-	conns, err := dialAll(ctx, cfg.Addr, cfg.Clients, cfg.ConnectTimeout)
+	conns, err := dialConns(ctx, &cfg.Config, cfg.Mode == EchoPingPong)
 	if err != nil {
 		return res, err
 	}

@@ -183,13 +183,13 @@ func runFanout(ctx context.Context, mode string, cfg FanoutConfig, proto fanProt
 	res = Result{Mode: mode, Addr: cfg.Addr, Clients: cfg.Clients, Size: cfg.Size, Window: cfg.Window}
 	r := newFanRun(cfg, proto)
 
-	subs, err := dialAll(ctx, cfg.Addr, cfg.Clients, cfg.ConnectTimeout)
+	subs, err := dialConns(ctx, &cfg, true)
 	if err != nil {
 		return res, err
 	}
 	pubs := subs
 	if proto.separatePub() {
-		if pubs, err = dialAll(ctx, cfg.Addr, cfg.Clients, cfg.ConnectTimeout); err != nil {
+		if pubs, err = dialConns(ctx, &cfg, true); err != nil {
 			closeAll(subs)
 			return res, err
 		}

@@ -24,6 +24,9 @@ func RunPubSub(ctx context.Context, cfg PubSubConfig) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if fc.Transport != TransportTCP {
+		return Result{}, configErr("pubsub speaks RESP over TCP: Transport %q", fc.Transport)
+	}
 	if cfg.Channel == "" {
 		cfg.Channel = "herald-loadgen"
 	}

@@ -23,6 +23,9 @@ func RunSelftest(ctx context.Context, cfg FanoutConfig) (res Result, err error) 
 	if cfg, err = cfg.normalizeFanout(); err != nil {
 		return Result{}, err
 	}
+	if cfg.Transport != TransportTCP {
+		return Result{}, configErr("selftest's blaster speaks TCP: Transport %q", cfg.Transport)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {

@@ -20,69 +20,41 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"log"
 	"net"
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/herald-mmo/herald/bench/internal/benchsrv"
 )
 
-// client is one connection.
-type client struct {
-	conn net.Conn
-	out  chan []byte   // frames to write; fixed capacity
-	done chan struct{} // closed once by kill
-	once sync.Once
-}
-
-// kill closes the connection; the reader and writer then exit.
-func (c *client) kill() {
-	c.once.Do(func() {
-		close(c.done)
-		c.conn.Close()
-	})
-}
-
 type server struct {
 	queue int
-	slow  atomic.Int64 // slow consumers disconnected
-
-	mu      sync.RWMutex
-	clients map[*client]struct{} // guarded by mu
-	closed  bool                 // guarded by mu
-	wg      sync.WaitGroup
+	hub   benchsrv.Hub[[]byte]
+	wg    sync.WaitGroup
 }
 
 func (s *server) serve(conn net.Conn) {
-	c := &client{conn: conn, out: make(chan []byte, s.queue), done: make(chan struct{})}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	c := benchsrv.NewQueue[[]byte](s.queue, conn.RemoteAddr(), conn)
+	if !s.hub.Add(c) { // registered before its first frame is read
 		conn.Close()
 		return
 	}
-	s.clients[c] = struct{}{} // registered before its first frame is read
-	s.mu.Unlock()
 	s.wg.Add(2)
-	go s.write(c)
-	go s.read(c)
+	go s.write(conn, c)
+	go s.read(conn, c)
 }
 
-func (s *server) read(c *client) {
+func (s *server) read(conn net.Conn, c *benchsrv.Queue[[]byte]) {
 	defer s.wg.Done()
 	defer func() {
-		s.mu.Lock()
-		delete(s.clients, c)
-		s.mu.Unlock()
-		c.kill()
+		s.hub.Remove(c)
+		c.Kill()
 	}()
-	br := bufio.NewReaderSize(c.conn, 64<<10)
+	br := bufio.NewReaderSize(conn, 64<<10)
 	var hdr [2]byte
-	var slow []*client
+	var slow []*benchsrv.Queue[[]byte]
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return
@@ -96,47 +68,27 @@ func (s *server) read(c *client) {
 		if _, err := io.ReadFull(br, frame[2:]); err != nil {
 			return
 		}
-		slow = slow[:0]
-		s.mu.RLock()
-		for to := range s.clients {
-			select {
-			case to.out <- frame:
-			default:
-				slow = append(slow, to)
-			}
-		}
-		s.mu.RUnlock()
-		for _, to := range slow {
-			s.mu.Lock()
-			_, ok := s.clients[to] // another reader may have dropped it already
-			delete(s.clients, to)
-			s.mu.Unlock()
-			if ok {
-				n := s.slow.Add(1)
-				log.Printf("gochan: disconnecting slow consumer %v (queue of %d full; %d so far)", to.conn.RemoteAddr(), s.queue, n)
-			}
-			to.kill()
-		}
+		slow = s.hub.Broadcast(frame, slow)
 	}
 }
 
-func (s *server) write(c *client) {
+func (s *server) write(conn net.Conn, c *benchsrv.Queue[[]byte]) {
 	defer s.wg.Done()
-	bw := bufio.NewWriterSize(c.conn, 64<<10)
+	bw := bufio.NewWriterSize(conn, 64<<10)
 	for {
 		select {
-		case f := <-c.out:
+		case f := <-c.Out:
 			if _, err := bw.Write(f); err != nil {
-				c.kill()
+				c.Kill()
 				return
 			}
-			if len(c.out) == 0 {
+			if len(c.Out) == 0 {
 				if err := bw.Flush(); err != nil {
-					c.kill()
+					c.Kill()
 					return
 				}
 			}
-		case <-c.done:
+		case <-c.Done:
 			return
 		}
 	}
@@ -153,18 +105,13 @@ func main() {
 	if err != nil {
 		benchsrv.Fatal(err)
 	}
-	s := &server{queue: *queue, clients: make(map[*client]struct{})}
+	s := &server{queue: *queue, hub: benchsrv.Hub[[]byte]{Name: "gochan"}}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
 		ln.Close()
-		s.mu.Lock()
-		s.closed = true
-		for c := range s.clients {
-			c.kill()
-		}
-		s.mu.Unlock()
+		s.hub.Close()
 	}()
 	for {
 		conn, err := ln.Accept()

@@ -11,6 +11,7 @@
 //	loadgen -mode pingpong -engine epoll -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode echo -echo stream   -addr 127.0.0.1:7000 -clients 8 -size 16384 -duration 5s
 //	loadgen -mode selftest -clients 50 -messages 1000   # loadgen's own receive ceiling
+//	loadgen -mode fanout -transport ws -addr 127.0.0.1:7080 -clients 200 -messages 200 -size 64 -window 16
 //
 // pingpong and stream are accepted as modes of their own. A progress line
 // goes to stderr every second; the summary goes to stdout, or with -json to
@@ -59,6 +60,8 @@ func run() int {
 		jsonOut  = flag.Bool("json", false, "print the result as one JSON line on stdout (summary to stderr)")
 		quiet    = flag.Bool("quiet", false, "no progress lines")
 		freePort = flag.Bool("free-port", false, "print a free 127.0.0.1 TCP port and exit")
+		trans    = flag.String("transport", loadgen.TransportTCP, "tcp, or ws: a WebSocket per client, one binary message per frame (fanout, echo; -addr is the WebSocket listener)")
+		wsPath   = flag.String("ws-path", loadgen.DefaultWSPath, "-transport ws: the request path")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -95,6 +98,7 @@ func run() int {
 	cfg := loadgen.Config{
 		Addr: *addr, Clients: *clients, Messages: *messages, Size: *size, Rate: *rate, Window: *window,
 		Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
+		Transport: *trans, WSPath: *wsPath,
 	}
 	var (
 		res loadgen.Result
