@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -65,7 +66,13 @@ type Session struct {
 	owing        bool // listed in the Loop's owing list
 	slow         bool // has passed MaxPending at least once
 
-	groups []*Group // guarded by the Manager's mu
+	slots []slot // where s stands in its groups' lists (members.go)
+
+	// Membership, guarded by gmu (members.go).
+	gmu     lockorder.Mutex
+	groups  []*Group // the named groups s is a member of
+	tracked bool     // added to the Manager and not removed
+	removed bool     // Remove or Closed ran: never tracked again
 
 	held heldStats // published by the loop (held.go)
 }
