@@ -11,6 +11,7 @@
 //	loadgen -mode pingpong -engine epoll -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode echo -echo stream   -addr 127.0.0.1:7000 -clients 8 -size 16384 -duration 5s
 //	loadgen -mode selftest -clients 50 -messages 1000   # loadgen's own receive ceiling
+//	loadgen -mode scale    -addr 127.0.0.1:7001 -clients 10000 -messages 5 -pid SERVER_PID -storm
 //
 // pingpong and stream are accepted as modes of their own. A progress line
 // goes to stderr every second; the summary goes to stdout, or with -json to
@@ -42,7 +43,7 @@ func main() {
 
 func run() int {
 	var (
-		mode     = flag.String("mode", "fanout", "fanout, pubsub, echo, selftest (or pingpong, stream)")
+		mode     = flag.String("mode", "fanout", "fanout, pubsub, echo, selftest, scale (or pingpong, stream)")
 		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
 		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate)")
 		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
@@ -59,6 +60,13 @@ func run() int {
 		jsonOut  = flag.Bool("json", false, "print the result as one JSON line on stdout (summary to stderr)")
 		quiet    = flag.Bool("quiet", false, "no progress lines")
 		freePort = flag.Bool("free-port", false, "print a free 127.0.0.1 TCP port and exit")
+
+		pid         = flag.Int("pid", 0, "scale: the server's pid, to read its memory per session from /proc")
+		settle      = flag.Duration("settle", time.Second, "scale: wait after the last connect before the first broadcast")
+		dialers     = flag.Int("dialers", 64, "scale: connects in flight at once")
+		storm       = flag.Bool("storm", false, "scale: then close every connection at once while probing how long the server takes to close a bad connection")
+		stormEvery  = flag.Duration("storm-interval", 2*time.Millisecond, "scale: spacing of the storm probes")
+		stormTail   = flag.Duration("storm-tail", 500*time.Millisecond, "scale: probing after the last close")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -80,7 +88,7 @@ func run() int {
 		*echoMode, *mode = *mode, "echo"
 	}
 	if *addr == "" {
-		*addr = map[string]string{"fanout": "127.0.0.1:7001", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
+		*addr = map[string]string{"fanout": "127.0.0.1:7001", "scale": "127.0.0.1:7001", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -95,6 +103,11 @@ func run() int {
 	cfg := loadgen.Config{
 		Addr: *addr, Clients: *clients, Messages: *messages, Size: *size, Rate: *rate, Window: *window,
 		Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
+	}
+	if *mode == "scale" {
+		cfg.Messages = *messages // 0: the scale default
+		return runScale(ctx, loadgen.ScaleConfig{Config: cfg, ServerPID: *pid, Settle: *settle, Dialers: *dialers,
+			Storm: *storm, StormInterval: *stormEvery, StormTail: *stormTail}, *jsonOut)
 	}
 	var (
 		res loadgen.Result
@@ -156,4 +169,44 @@ func printSummary(w io.Writer, r loadgen.Result) {
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintln(w, "   ", s)
 	}
+}
+
+// runScale runs -mode scale and prints its result.
+func runScale(ctx context.Context, cfg loadgen.ScaleConfig, jsonOut bool) int {
+	res, err := loadgen.RunScale(ctx, cfg)
+	if errors.Is(err, loadgen.ErrConfig) {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	w := io.Writer(os.Stdout)
+	if jsonOut {
+		w = os.Stderr
+		line, jerr := json.Marshal(res)
+		if jerr != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", jerr)
+			return 1
+		}
+		fmt.Println(string(line))
+	}
+	fmt.Fprintf(w, "scale %s: %d sessions, size %d, connected in %v\n", res.Addr, res.Sessions, res.Size, res.ConnectTime.Round(time.Millisecond))
+	if res.RSSAfter > 0 {
+		fmt.Fprintf(w, "  server VmRSS %.1f MB -> %.1f MB: %.0f bytes per session\n", float64(res.RSSBefore)/1e6, float64(res.RSSAfter)/1e6, res.PerSession)
+	}
+	if len(res.Broadcasts) > 0 {
+		fmt.Fprintf(w, "  broadcast to everyone: first %v, median %v, all %v\n", res.FirstBroadcast, res.MedianBroadcast, res.Broadcasts)
+	}
+	if cfg.Storm {
+		fmt.Fprintf(w, "  storm: closed %d in %v; probe (bad frame to close) idle max %v; during the storm %d probes, max %v, median %v\n",
+			res.Sessions, res.StormCloseTime.Round(time.Millisecond), res.IdleMaxProbe, res.StormProbes, res.StormMaxProbe, res.StormMedProbe)
+	}
+	fmt.Fprintf(w, "  copies received %d; errors %d: lost %d, duplicated %d, corrupt %d, disconnects %d\n",
+		res.Received, res.Errors, res.Lost, res.Duplicated, res.Corrupt, res.Disconnects)
+	for _, s := range res.Samples {
+		fmt.Fprintln(w, "   ", s)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
