@@ -206,11 +206,11 @@ type scaleRun struct {
 	n     int         // sessions; fixed
 	conns []*scaleConn
 
-	got       []atomic.Int64  // per broadcast: sessions that received it
-	done      []chan struct{} // per broadcast: closed by the reader that completes it
-	sent      atomic.Int64    // broadcasts whose wait is over
-	closing   atomic.Bool     // the run closes connections: their errors are not failures
-	wg        sync.WaitGroup
+	got     []atomic.Int64  // per broadcast: sessions that received it
+	done    []chan struct{} // per broadcast: closed by the reader that completes it
+	sent    atomic.Int64    // broadcasts whose wait is over
+	closing atomic.Bool     // the run closes connections: their errors are not failures
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex // guards samples
 	samples []string

@@ -61,12 +61,12 @@ func run() int {
 		quiet    = flag.Bool("quiet", false, "no progress lines")
 		freePort = flag.Bool("free-port", false, "print a free 127.0.0.1 TCP port and exit")
 
-		pid         = flag.Int("pid", 0, "scale: the server's pid, to read its memory per session from /proc")
-		settle      = flag.Duration("settle", time.Second, "scale: wait after the last connect before the first broadcast")
-		dialers     = flag.Int("dialers", 64, "scale: connects in flight at once")
-		storm       = flag.Bool("storm", false, "scale: then close every connection at once while probing how long the server takes to close a bad connection")
-		stormEvery  = flag.Duration("storm-interval", 2*time.Millisecond, "scale: spacing of the storm probes")
-		stormTail   = flag.Duration("storm-tail", 500*time.Millisecond, "scale: probing after the last close")
+		pid        = flag.Int("pid", 0, "scale: the server's pid, to read its memory per session from /proc")
+		settle     = flag.Duration("settle", time.Second, "scale: wait after the last connect before the first broadcast")
+		dialers    = flag.Int("dialers", 64, "scale: connects in flight at once")
+		storm      = flag.Bool("storm", false, "scale: then close every connection at once while probing how long the server takes to close a bad connection")
+		stormEvery = flag.Duration("storm-interval", 2*time.Millisecond, "scale: spacing of the storm probes")
+		stormTail  = flag.Duration("storm-tail", 500*time.Millisecond, "scale: probing after the last close")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
