@@ -1,8 +1,10 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // PubSubConfig configures RunPubSub: a fan-out run through a redis server.
@@ -167,4 +169,89 @@ func respInt(in []byte, pos int) (v, next int, ok bool, err error) {
 		v = -v
 	}
 	return v, next, true, nil
+}
+
+// RunNATS runs the fan-out scenario against a nats-server (core NATS
+// PUB/SUB, the text protocol), as RunPubSub does against redis: each
+// client's subscriber connection SUBscribes to cfg.Channel (the barrier
+// waits for the PONG that follows), and its publisher connection PUBlishes
+// the frames. loadgen speaks the protocol itself, as it does RESP, so the
+// client's cost per message is the same for both brokers (nats.go would add
+// a *Msg and a callback per delivery). Errors as for RunFanout.
+func RunNATS(ctx context.Context, cfg PubSubConfig) (Result, error) {
+	fc, err := cfg.FanoutConfig.normalizeFanout()
+	if err != nil {
+		return Result{}, err
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = "herald-loadgen"
+	}
+	return runFanout(ctx, "nats", fc, newNATSProto(cfg.Channel, fc.Size))
+}
+
+// natsProto speaks core NATS publish/subscribe.
+type natsProto struct {
+	connect   []byte // CONNECT: no echo needed, no +OK acknowledgements
+	subscribe []byte // CONNECT, SUB and a PING whose PONG confirms the SUB
+	pubPrefix []byte // PUB command up to the payload
+}
+
+func newNATSProto(subject string, size int) *natsProto {
+	connect := []byte(`CONNECT {"verbose":false,"pedantic":false,"name":"herald-loadgen","lang":"go","version":"0","protocol":1}` + "\r\n")
+	return &natsProto{
+		connect:   connect,
+		subscribe: fmt.Appendf(bytes.Clone(connect), "SUB %s 1\r\nPING\r\n", subject),
+		pubPrefix: fmt.Appendf(nil, "PUB %s %d\r\n", subject, size),
+	}
+}
+
+func (*natsProto) separatePub() bool { return true }
+
+// pubHello is written on each publisher connection before its first PUB.
+func (p *natsProto) pubHello() []byte { return p.connect }
+
+func (p *natsProto) appendRegister(dst []byte, _ uint32, _ int64, _ int) []byte {
+	return append(dst, p.subscribe...)
+}
+
+func (p *natsProto) appendData(dst []byte, sender, seq uint32, stamp int64, size int) []byte {
+	dst = append(dst, p.pubPrefix...)
+	dst = AppendPayload(dst, sender, seq, stamp, size)
+	return append(dst, '\r', '\n')
+}
+
+func (*natsProto) decode(in []byte) (msgKind, []byte, int, error) {
+	line, next, ok := respLine(in, 0)
+	if !ok {
+		if len(in) > 4096 {
+			return kindIgnore, nil, 0, fmt.Errorf("loadgen: NATS control line over 4 KiB")
+		}
+		return kindIgnore, nil, 0, nil
+	}
+	op, rest, _ := bytes.Cut(line, []byte(" "))
+	switch string(op) {
+	case "MSG": // MSG <subject> <sid> [reply-to] <#bytes>
+		f := bytes.Fields(rest)
+		if len(f) < 3 || len(f) > 4 {
+			return kindIgnore, nil, 0, fmt.Errorf("loadgen: bad NATS MSG line %q", line)
+		}
+		n, err := strconv.Atoi(string(f[len(f)-1]))
+		if err != nil || n < 0 || n > maxBulk {
+			return kindIgnore, nil, 0, fmt.Errorf("loadgen: bad NATS MSG size in %q", line)
+		}
+		if next+n+2 > len(in) {
+			return kindIgnore, nil, 0, nil
+		}
+		if in[next+n] != '\r' || in[next+n+1] != '\n' {
+			return kindIgnore, nil, 0, fmt.Errorf("loadgen: NATS MSG payload not terminated")
+		}
+		return kindData, in[next : next+n], next + n + 2, nil
+	case "PONG":
+		return kindSubscribed, nil, next, nil
+	case "INFO", "PING", "+OK":
+		return kindIgnore, nil, next, nil
+	case "-ERR":
+		return kindIgnore, nil, 0, fmt.Errorf("loadgen: NATS error: %s", rest)
+	}
+	return kindUnknown, nil, next, nil
 }

@@ -7,6 +7,7 @@
 //
 //	loadgen -mode fanout   -addr 127.0.0.1:7001 -clients 200 -messages 200 -size 64 -window 16
 //	loadgen -mode pubsub   -addr 127.0.0.1:6379 -clients 200 -messages 200 -size 64 -window 16
+//	loadgen -mode nats     -addr 127.0.0.1:4222 -clients 200 -messages 200 -size 64 -window 16
 //	loadgen -mode echo -echo pingpong -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode pingpong -engine epoll -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode echo -echo stream   -addr 127.0.0.1:7000 -clients 8 -size 16384 -duration 5s
@@ -43,7 +44,7 @@ func main() {
 
 func run() int {
 	var (
-		mode     = flag.String("mode", "fanout", "fanout, pubsub, echo, selftest, scale (or pingpong, stream)")
+		mode     = flag.String("mode", "fanout", "fanout, pubsub (redis), nats, echo, selftest, scale (or pingpong, stream)")
 		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
 		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate)")
 		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
@@ -53,7 +54,7 @@ func run() int {
 		rate     = flag.Float64("rate", 0, "total frames (messages, chunks) per second over all clients; 0: unlimited")
 		window   = flag.Int("window", loadgen.DefaultWindow, "own frames (stream: chunks) outstanding per client")
 		duration = flag.Duration("duration", 0, "cap on the sending phase; 0: none")
-		channel  = flag.String("channel", "herald-loadgen", "pubsub: redis channel")
+		channel  = flag.String("channel", "herald-loadgen", "pubsub, nats: redis channel or NATS subject")
 		drain    = flag.Duration("drain", loadgen.DefaultDrainTimeout, "how long to wait for frames in flight after the last send")
 		timeout  = flag.Duration("timeout", 2*time.Minute, "abort the whole run after this long")
 		readBuf  = flag.Int("read-buffer", loadgen.DefaultReadBuffer, "read buffer bytes per connection")
@@ -88,7 +89,7 @@ func run() int {
 		*echoMode, *mode = *mode, "echo"
 	}
 	if *addr == "" {
-		*addr = map[string]string{"fanout": "127.0.0.1:7001", "scale": "127.0.0.1:7001", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
+		*addr = map[string]string{"fanout": "127.0.0.1:7001", "scale": "127.0.0.1:7001", "nats": "127.0.0.1:4222", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -118,6 +119,8 @@ func run() int {
 		res, err = loadgen.RunFanout(ctx, cfg)
 	case "pubsub":
 		res, err = loadgen.RunPubSub(ctx, loadgen.PubSubConfig{FanoutConfig: cfg, Channel: *channel})
+	case "nats":
+		res, err = loadgen.RunNATS(ctx, loadgen.PubSubConfig{FanoutConfig: cfg, Channel: *channel})
 	case "selftest":
 		res, err = loadgen.RunSelftest(ctx, cfg)
 	case "echo":
