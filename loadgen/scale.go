@@ -31,6 +31,11 @@ type ScaleConfig struct {
 	Settle time.Duration
 	// Dialers is how many connects are in flight at once. Default 64.
 	Dialers int
+	// Engine reads the sessions: EngineEpoll (the default on Linux) reads
+	// them all on one goroutine over epoll, which leaves more of the
+	// machine to the server than a goroutine per session
+	// (EngineGoroutines, the default elsewhere).
+	Engine string
 	// Storm adds a disconnect storm after the broadcasts: the Clients
 	// connections are closed at once while a probe keeps asking the server
 	// for a round trip that costs it no broadcast: it connects, sends a
@@ -119,7 +124,15 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (res ScaleResult, err error)
 	cfg.Dialers = cmp.Or(cfg.Dialers, 64)
 	cfg.StormInterval = cmp.Or(cfg.StormInterval, 2*time.Millisecond)
 	cfg.StormTail = cmp.Or(cfg.StormTail, 500*time.Millisecond)
+	if epollSupported {
+		cfg.Engine = cmp.Or(cfg.Engine, EngineEpoll)
+	}
+	cfg.Engine = cmp.Or(cfg.Engine, EngineGoroutines)
 	switch {
+	case cfg.Engine != EngineGoroutines && cfg.Engine != EngineEpoll:
+		return res, configErr("Engine %q is neither %q nor %q", cfg.Engine, EngineGoroutines, EngineEpoll)
+	case cfg.Engine == EngineEpoll && !epollSupported:
+		return res, configErr("Engine %q needs Linux", EngineEpoll)
 	case cfg.Clients < 1 || cfg.Messages < 1 || cfg.Dialers < 1:
 		return res, configErr("need Clients, Messages and Dialers >= 1")
 	case cfg.Settle < 0 || cfg.StormInterval < 0 || cfg.StormTail < 0:
@@ -135,13 +148,15 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (res ScaleResult, err error)
 	for i := range r.done {
 		r.done[i] = make(chan struct{})
 	}
+	r.stop = make(chan struct{})
 	defer func() {
 		r.closing.Store(true)
 		for _, c := range r.conns {
-			if c != nil {
+			if c != nil && c.conn != nil {
 				c.conn.Close()
 			}
 		}
+		close(r.stop)
 		r.wg.Wait()
 		r.collect(&res)
 		if err == nil && res.Errors > 0 {
@@ -160,6 +175,16 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (res ScaleResult, err error)
 		return res, err
 	}
 	res.ConnectTime = time.Since(t0)
+	if cfg.Engine == EngineEpoll {
+		if err := r.startEpoll(); err != nil {
+			return res, err
+		}
+	} else {
+		for _, c := range r.conns {
+			r.wg.Add(1)
+			go r.read(c)
+		}
+	}
 	select {
 	case <-time.After(cfg.Settle):
 	case <-ctx.Done():
@@ -176,7 +201,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (res ScaleResult, err error)
 	for k := range cfg.Messages {
 		msg := AppendPayloadPacket(make([]byte, 0, frameLen), FrameID, scaleSender, uint32(k), r.now(), cfg.Size)
 		start := time.Now()
-		if _, err := r.conns[0].conn.Write(msg); err != nil {
+		if _, err := r.conns[0].write(msg); err != nil {
 			return res, fmt.Errorf("loadgen: broadcast %d: %w", k, err)
 		}
 		timer := time.NewTimer(cfg.DrainTimeout)
@@ -210,6 +235,7 @@ type scaleRun struct {
 	done    []chan struct{} // per broadcast: closed by the reader that completes it
 	sent    atomic.Int64    // broadcasts whose wait is over
 	closing atomic.Bool     // the run closes connections: their errors are not failures
+	stop    chan struct{}   // closed when the run ends: the epoll reader returns
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex // guards samples
@@ -218,7 +244,12 @@ type scaleRun struct {
 
 // scaleConn is one session's connection and its reader's account.
 type scaleConn struct {
-	conn net.Conn
+	conn net.Conn // nil once the epoll engine took its descriptor
+	fd   int      // the descriptor, with the epoll engine
+
+	// Owned by the epoll reader: bytes of a frame not yet complete.
+	buf  []byte
+	fill int
 
 	// Owned by the reader until the run's wait group is done.
 	next      uint32 // the broadcast expected next
@@ -263,10 +294,7 @@ func (r *scaleRun) dial(ctx context.Context) error {
 					})
 					return
 				}
-				sc := &scaleConn{conn: c}
-				r.conns[i] = sc
-				r.wg.Add(1)
-				go r.read(sc)
+				r.conns[i] = &scaleConn{conn: c, fd: -1}
 			}
 		})
 	}
@@ -274,7 +302,7 @@ func (r *scaleRun) dial(ctx context.Context) error {
 	return firstErr
 }
 
-// read verifies everything that reaches one connection.
+// read verifies everything that reaches one connection (EngineGoroutines).
 func (r *scaleRun) read(c *scaleConn) {
 	defer r.wg.Done()
 	br := bufio.NewReaderSize(c.conn, 4<<10)
@@ -284,33 +312,46 @@ func (r *scaleRun) read(c *scaleConn) {
 			r.readFailed(c, err)
 			return
 		}
-		size := int(frame[0]) | int(frame[1])<<8
-		if size != len(frame) {
-			c.corrupt++
-			r.note("session: frame of %d bytes; want %d", size, len(frame))
+		if !r.header(c, frame) {
 			return
 		}
 		if _, err := readFull(br, frame[PacketHeaderLen:]); err != nil {
 			r.readFailed(c, err)
 			return
 		}
-		pl, err := ParsePayload(frame[PacketHeaderLen:])
-		id := uint16(frame[2]) | uint16(frame[3])<<8
-		switch {
-		case err != nil || id != FrameID:
-			c.corrupt++
-			r.note("session: corrupt frame (id %d): %v", id, err)
-		case pl.Sender != scaleSender || int(pl.Seq) >= len(r.got):
-			c.corrupt++
-			r.note("session: frame of sender %d seq %d, no broadcast of this run", pl.Sender, pl.Seq)
-		case pl.Seq < c.next:
-			c.dups++
-			r.note("session: broadcast %d again", pl.Seq)
-		default:
-			c.next = pl.Seq + 1
-			if r.got[pl.Seq].Add(1) == int64(r.n) {
-				close(r.done[pl.Seq])
-			}
+		r.frame(c, frame)
+	}
+}
+
+// header checks a frame's size field; false means the stream cannot be
+// followed further.
+func (r *scaleRun) header(c *scaleConn, frame []byte) bool {
+	if size := int(frame[0]) | int(frame[1])<<8; size != PacketHeaderLen+r.cfg.Size {
+		c.corrupt++
+		r.note("session: frame of %d bytes; want %d", size, PacketHeaderLen+r.cfg.Size)
+		return false
+	}
+	return true
+}
+
+// frame verifies and counts one whole frame that reached c.
+func (r *scaleRun) frame(c *scaleConn, frame []byte) {
+	pl, err := ParsePayload(frame[PacketHeaderLen:])
+	id := uint16(frame[2]) | uint16(frame[3])<<8
+	switch {
+	case err != nil || id != FrameID:
+		c.corrupt++
+		r.note("session: corrupt frame (id %d): %v", id, err)
+	case pl.Sender != scaleSender || int(pl.Seq) >= len(r.got):
+		c.corrupt++
+		r.note("session: frame of sender %d seq %d, no broadcast of this run", pl.Sender, pl.Seq)
+	case pl.Seq < c.next:
+		c.dups++
+		r.note("session: broadcast %d again", pl.Seq)
+	default:
+		c.next = pl.Seq + 1
+		if r.got[pl.Seq].Add(1) == int64(r.n) {
+			close(r.done[pl.Seq])
 		}
 	}
 }
@@ -390,7 +431,7 @@ func (r *scaleRun) storm(ctx context.Context, res *ScaleResult) {
 	for w := range closers {
 		wg.Go(func() {
 			for i := w; i < len(r.conns); i += closers {
-				r.conns[i].conn.Close()
+				r.conns[i].hangUp()
 			}
 		})
 	}
@@ -463,4 +504,22 @@ func vmRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("loadgen: no VmRSS in /proc/%d/status", pid)
+}
+
+// write writes p on c's connection.
+func (c *scaleConn) write(p []byte) (int, error) {
+	if c.conn != nil {
+		return c.conn.Write(p)
+	}
+	return writeFD(c.fd, p)
+}
+
+// hangUp ends c's connection as a client that leaves does: the server
+// sees the connection closed. Any goroutine.
+func (c *scaleConn) hangUp() {
+	if c.conn != nil {
+		c.conn.Close()
+		return
+	}
+	shutdownFD(c.fd) // the descriptor stays the epoll reader's until it returns
 }

@@ -11,10 +11,20 @@ import (
 )
 
 func TestRunScale(t *testing.T) {
+	engines := []string{EngineGoroutines}
+	if epollSupported {
+		engines = append(engines, EngineEpoll)
+	}
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { testRunScale(t, engine) })
+	}
+}
+
+func testRunScale(t *testing.T, engine string) {
 	srv := startServer(t, broadcastServer(nil))
 	res, err := RunScale(testContext(t), ScaleConfig{
 		Config:    Config{Addr: srv.addr(), Clients: 40, Messages: 3, Size: 32},
-		ServerPID: os.Getpid(), Settle: 20 * time.Millisecond, Dialers: 4,
+		ServerPID: os.Getpid(), Settle: 20 * time.Millisecond, Dialers: 4, Engine: engine,
 		Storm: true, StormInterval: time.Millisecond, StormTail: 50 * time.Millisecond,
 	})
 	if err != nil {

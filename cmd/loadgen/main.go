@@ -46,7 +46,7 @@ func run() int {
 	var (
 		mode     = flag.String("mode", "fanout", "fanout, pubsub (redis), nats, echo, selftest, scale (or pingpong, stream)")
 		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
-		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate)")
+		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate); scale sessions: the same, epoll by default on Linux")
 		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
 		clients  = flag.Int("clients", loadgen.DefaultClients, "number of clients")
 		messages = flag.Int("messages", 0, "frames (pingpong: round trips, stream: chunks) per client; 0: until -duration, or 1000 if that is 0 too")
@@ -107,7 +107,13 @@ func run() int {
 	}
 	if *mode == "scale" {
 		cfg.Messages = *messages // 0: the scale default
-		return runScale(ctx, loadgen.ScaleConfig{Config: cfg, ServerPID: *pid, Settle: *settle, Dialers: *dialers,
+		scaleEngine := ""        // epoll on Linux, unless -engine says otherwise
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "engine" {
+				scaleEngine = *engine
+			}
+		})
+		return runScale(ctx, loadgen.ScaleConfig{Config: cfg, ServerPID: *pid, Settle: *settle, Dialers: *dialers, Engine: scaleEngine,
 			Storm: *storm, StormInterval: *stormEvery, StormTail: *stormTail}, *jsonOut)
 	}
 	var (
