@@ -144,3 +144,40 @@ func BenchmarkBroadcastChurn(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDisconnectStorm: every one of n sessions, each in the Manager
+// and in one of 100 rooms, closes on its loop (Closed, as OnClose does),
+// and the loop applies the leaves. ms/storm is herald's whole share of the
+// loop's time for the storm; ns/close must not grow with n.
+func BenchmarkDisconnectStorm(b *testing.B) {
+	for _, n := range memberCounts {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				m, err := NewManager(Config{Limits: DefaultLimits()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				l := NewLoop(&recordExec{})
+				ss := make([]*Session, n)
+				for i := range ss {
+					ss[i] = m.NewSession(&nullConn{}, l)
+					m.Add(ss[i])
+					m.Group(fmt.Sprint("room", i%100)).Join(ss[i])
+				}
+				l.drain()
+				b.StartTimer()
+				for i, s := range ss {
+					m.Closed(s)
+					if i%memberBatch == 0 { // the task the leaves armed
+						l.drain()
+					}
+				}
+				l.drain()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/storm")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/close")
+		})
+	}
+}
