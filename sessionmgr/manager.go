@@ -33,8 +33,8 @@ type Config struct {
 // DefaultConfig returns a Config with DefaultLimits and no hooks.
 func DefaultConfig() Config { return Config{Limits: DefaultLimits()} }
 
-// Manager tracks live sessions and broadcasts to them. All methods are safe
-// from any goroutine.
+// Manager tracks live sessions and broadcasts to them. Its methods are safe
+// from any goroutine, except Closed, which belongs to the session's loop.
 //
 // Broadcasts take no lock: they push one item and one buffer reference per
 // loop that has recipients and never copy the payload. Adding, removing,
