@@ -22,6 +22,12 @@ type PubSubConfig struct {
 // the same payloads, window and verification as RunFanout; a client's frame
 // is back when its own subscriber receives it. Errors as for RunFanout.
 func RunPubSub(ctx context.Context, cfg PubSubConfig) (Result, error) {
+	return runBroker(ctx, "pubsub", cfg, func(ch string, size int) fanProto { return newRESPProto(ch, size) })
+}
+
+// runBroker runs a fan-out through a broker whose protocol newProto makes
+// for a channel and payload size.
+func runBroker(ctx context.Context, mode string, cfg PubSubConfig, newProto func(channel string, size int) fanProto) (Result, error) {
 	fc, err := cfg.FanoutConfig.normalizeFanout()
 	if err != nil {
 		return Result{}, err
@@ -29,7 +35,7 @@ func RunPubSub(ctx context.Context, cfg PubSubConfig) (Result, error) {
 	if cfg.Channel == "" {
 		cfg.Channel = "herald-loadgen"
 	}
-	return runFanout(ctx, "pubsub", fc, newRESPProto(cfg.Channel, fc.Size))
+	return runFanout(ctx, mode, fc, newProto(cfg.Channel, fc.Size))
 }
 
 // respProto speaks RESP2 publish/subscribe.
@@ -179,14 +185,7 @@ func respInt(in []byte, pos int) (v, next int, ok bool, err error) {
 // client's cost per message is the same for both brokers (nats.go would add
 // a *Msg and a callback per delivery). Errors as for RunFanout.
 func RunNATS(ctx context.Context, cfg PubSubConfig) (Result, error) {
-	fc, err := cfg.FanoutConfig.normalizeFanout()
-	if err != nil {
-		return Result{}, err
-	}
-	if cfg.Channel == "" {
-		cfg.Channel = "herald-loadgen"
-	}
-	return runFanout(ctx, "nats", fc, newNATSProto(cfg.Channel, fc.Size))
+	return runBroker(ctx, "nats", cfg, func(subj string, size int) fanProto { return newNATSProto(subj, size) })
 }
 
 // natsProto speaks core NATS publish/subscribe.

@@ -140,15 +140,9 @@ func run() int {
 		return 2
 	}
 
-	summary := io.Writer(os.Stdout)
-	if *jsonOut {
-		summary = os.Stderr
-		line, jerr := json.Marshal(res)
-		if jerr != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", jerr)
-			return 1
-		}
-		fmt.Println(string(line))
+	summary, ok := output(res, *jsonOut)
+	if !ok {
+		return 1
 	}
 	printSummary(summary, res)
 	if err != nil {
@@ -187,15 +181,9 @@ func runScale(ctx context.Context, cfg loadgen.ScaleConfig, jsonOut bool) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	w := io.Writer(os.Stdout)
-	if jsonOut {
-		w = os.Stderr
-		line, jerr := json.Marshal(res)
-		if jerr != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", jerr)
-			return 1
-		}
-		fmt.Println(string(line))
+	w, ok := output(res, jsonOut)
+	if !ok {
+		return 1
 	}
 	fmt.Fprintf(w, "scale %s: %d sessions, size %d, connected in %v\n", res.Addr, res.Sessions, res.Size, res.ConnectTime.Round(time.Millisecond))
 	if res.RSSAfter > 0 {
@@ -218,4 +206,20 @@ func runScale(ctx context.Context, cfg loadgen.ScaleConfig, jsonOut bool) int {
 		return 1
 	}
 	return 0
+}
+
+// output prints res as one JSON line on stdout if jsonOut, and returns
+// where the summary goes: stderr then, else stdout. It reports false if res
+// could not be encoded.
+func output(res any, jsonOut bool) (summary io.Writer, ok bool) {
+	if !jsonOut {
+		return os.Stdout, true
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return nil, false
+	}
+	fmt.Println(string(line))
+	return os.Stderr, true
 }
