@@ -53,7 +53,10 @@
 #                        echo included, is faster with a loop per core
 #   PPEPOLL_MULTICORE [false] the same in ppepoll: its client is one goroutine,
 #                        and every gnet server is faster with one loop then
-#   MULTICORE            sets all three
+#   SCALE_MULTICORE [true]    the same in scale: gochan writes to its sessions
+#                        from every core, and loadgen's scale client is one
+#                        goroutine, so the gnet servers get a loop per core
+#   MULTICORE            sets all four
 #   HERALD_ARGS ["-log-level warn"]     extra flags for herald's servers
 #   BASELINE_ARGS ["-log-level warn"]   extra flags for the baselines
 #   GOCHAN_QUEUE [1024]  gochan's per-client queue (frames)
@@ -103,6 +106,7 @@ ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
 FANOUT_MULTICORE=${FANOUT_MULTICORE:-${MULTICORE:-false}}
 ECHO_MULTICORE=${ECHO_MULTICORE:-${MULTICORE:-true}}
 PPEPOLL_MULTICORE=${PPEPOLL_MULTICORE:-${MULTICORE:-false}}
+SCALE_MULTICORE=${SCALE_MULTICORE:-${MULTICORE:-true}}
 HERALD_ARGS=${HERALD_ARGS:-"-log-level warn"}
 BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn"}
 GOCHAN_QUEUE=${GOCHAN_QUEUE:-1024}
@@ -216,7 +220,8 @@ run_one() {
 	addr=127.0.0.1:$port
 	local multicore=$ECHO_MULTICORE
 	case $scenario in
-	fanout1 | fanout2 | fanout3 | scale) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	fanout1 | fanout2 | fanout3) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	scale) kind=fanout multicore=$SCALE_MULTICORE ;;
 	ppepoll) kind=echo multicore=$PPEPOLL_MULTICORE ;;
 	*) kind=echo ;;
 	esac
@@ -445,7 +450,7 @@ declare -A MED
 echo
 echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong, ppepoll);"
 echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong, ppepoll)"
-echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE, ppepoll $PPEPOLL_MULTICORE"
+echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE, ppepoll $PPEPOLL_MULTICORE, scale $SCALE_MULTICORE"
 printf '%-9s %-9s %6s %14s %10s %10s %12s %14s %8s\n' scenario server ok/runs throughput MB/s p50_us p99_us cpu_ns/unit rss_MB
 for scenario in $SCENARIOS; do
 	[[ $scenario == scale ]] && continue # its own table below
