@@ -2,9 +2,9 @@ package sessionmgr
 
 import (
 	"net"
+	"sync"
 	"sync/atomic"
 
-	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 	"github.com/panjf2000/gnet/v2"
 )
@@ -68,8 +68,12 @@ type Session struct {
 
 	slots []slot // where s stands in its groups' lists (members.go)
 
-	// Membership, guarded by gmu (members.go).
-	gmu     lockorder.Mutex
+	// Membership, guarded by gmu (members.go). gmu is a plain sync.Mutex:
+	// the lock-order checker keeps a record for every pair of lock
+	// instances it sees nested, so one checked mutex per session made its
+	// memory grow with every connection (tests.TestChurn under -tags
+	// deadlock). gmu is the outermost membership lock; see members.go.
+	gmu     sync.Mutex
 	groups  []*Group // the named groups s is a member of
 	tracked bool     // added to the Manager and not removed
 	removed bool     // Remove or Closed ran: never tracked again
