@@ -40,15 +40,14 @@ func runBroker(ctx context.Context, mode string, cfg PubSubConfig, newProto func
 
 // respProto speaks RESP2 publish/subscribe.
 type respProto struct {
-	subscribe []byte // SUBSCRIBE command
-	pubPrefix []byte // PUBLISH command up to the payload
+	brokerCmds // SUBSCRIBE; PUBLISH up to the payload
 }
 
 func newRESPProto(channel string, size int) *respProto {
-	p := &respProto{}
-	p.subscribe = appendRESPCommand(nil, "SUBSCRIBE", channel)
-	p.pubPrefix = fmt.Appendf(nil, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n", len(channel), channel, size)
-	return p
+	return &respProto{brokerCmds{
+		subscribe: appendRESPCommand(nil, "SUBSCRIBE", channel),
+		pubPrefix: fmt.Appendf(nil, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n", len(channel), channel, size),
+	}}
 }
 
 // appendRESPCommand appends args as a RESP array of bulk strings.
@@ -60,13 +59,21 @@ func appendRESPCommand(dst []byte, args ...string) []byte {
 	return dst
 }
 
-func (*respProto) separatePub() bool { return true }
+// brokerCmds is what both brokers' protocols share: a subscription sent
+// on the subscriber connection, and publishes of a command prefix, the
+// payload and CRLF on a connection of their own.
+type brokerCmds struct {
+	subscribe []byte // what registers a subscriber
+	pubPrefix []byte // a publish command up to the payload
+}
 
-func (p *respProto) appendRegister(dst []byte, _ uint32, _ int64, _ int) []byte {
+func (brokerCmds) separatePub() bool { return true }
+
+func (p brokerCmds) appendRegister(dst []byte, _ uint32, _ int64, _ int) []byte {
 	return append(dst, p.subscribe...)
 }
 
-func (p *respProto) appendData(dst []byte, sender, seq uint32, stamp int64, size int) []byte {
+func (p brokerCmds) appendData(dst []byte, sender, seq uint32, stamp int64, size int) []byte {
 	dst = append(dst, p.pubPrefix...)
 	dst = AppendPayload(dst, sender, seq, stamp, size)
 	return append(dst, '\r', '\n')
@@ -190,34 +197,23 @@ func RunNATS(ctx context.Context, cfg PubSubConfig) (Result, error) {
 
 // natsProto speaks core NATS publish/subscribe.
 type natsProto struct {
-	connect   []byte // CONNECT: no echo needed, no +OK acknowledgements
-	subscribe []byte // CONNECT, SUB and a PING whose PONG confirms the SUB
-	pubPrefix []byte // PUB command up to the payload
+	brokerCmds        // CONNECT, SUB and a PING whose PONG confirms the SUB; PUB up to the payload
+	connect    []byte // CONNECT: no +OK acknowledgements
 }
 
 func newNATSProto(subject string, size int) *natsProto {
 	connect := []byte(`CONNECT {"verbose":false,"pedantic":false,"name":"herald-loadgen","lang":"go","version":"0","protocol":1}` + "\r\n")
 	return &natsProto{
-		connect:   connect,
-		subscribe: fmt.Appendf(bytes.Clone(connect), "SUB %s 1\r\nPING\r\n", subject),
-		pubPrefix: fmt.Appendf(nil, "PUB %s %d\r\n", subject, size),
+		brokerCmds: brokerCmds{
+			subscribe: fmt.Appendf(bytes.Clone(connect), "SUB %s 1\r\nPING\r\n", subject),
+			pubPrefix: fmt.Appendf(nil, "PUB %s %d\r\n", subject, size),
+		},
+		connect: connect,
 	}
 }
 
-func (*natsProto) separatePub() bool { return true }
-
 // pubHello is written on each publisher connection before its first PUB.
 func (p *natsProto) pubHello() []byte { return p.connect }
-
-func (p *natsProto) appendRegister(dst []byte, _ uint32, _ int64, _ int) []byte {
-	return append(dst, p.subscribe...)
-}
-
-func (p *natsProto) appendData(dst []byte, sender, seq uint32, stamp int64, size int) []byte {
-	dst = append(dst, p.pubPrefix...)
-	dst = AppendPayload(dst, sender, seq, stamp, size)
-	return append(dst, '\r', '\n')
-}
 
 func (*natsProto) decode(in []byte) (msgKind, []byte, int, error) {
 	line, next, ok := respLine(in, 0)
