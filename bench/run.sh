@@ -13,10 +13,19 @@
 # Usage: bench/run.sh            (from anywhere inside the repository)
 #        ROUNDS=1 QUICK=1 bench/run.sh     smoke run, well under a minute
 #
-# Scenarios (SCENARIOS, default all five):
+# Scenarios (SCENARIOS, default all seven):
 #   fanout1   fan-out FANOUT1 clients x frames (default 200x200), SIZE-byte
-#             payloads, window WINDOW: herald, gnetcopy, gochan, redis pub/sub
+#             payloads, window WINDOW: herald, gnetcopy, gochan, redis pub/sub,
+#             nats-server
 #   fanout2   the same with FANOUT2 (default 50x1000)
+#   fanout3   the same with FANOUT3 (default 1000x40) and FANOUT3_SERVERS
+#             (default herald, redis, nats: gochan's per-client queue cannot
+#             take 1,000 senders' windows, and gnetcopy copies per recipient)
+#   scale     loadgen -mode scale: SCALE_CLIENTS idle sessions (default
+#             10000) opened in a burst, SCALE_BROADCASTS broadcasts one at a
+#             time after 1 s, then a disconnect storm: herald, gnetcopy,
+#             gochan; memory per session (VmRSS), time until every session
+#             has a broadcast, longest storm probe
 #   stream    echo, pipelined byte stream, MB/s: herald echo, gnetecho, netecho
 #   pingpong  echo, one message in flight per client, msgs/s: same servers
 #   ppepoll   pingpong with loadgen's epoll engine (-engine epoll): every
@@ -25,15 +34,17 @@
 # Environment knobs (defaults in brackets; QUICK=1 shrinks the sizes):
 #   ROUNDS [5]           rounds; medians are over the rounds
 #   QUICK [0]            1: fanout 50x50 and 20x200, echo runs of 1s
-#   SCENARIOS            subset of "fanout1 fanout2 stream pingpong ppepoll"
+#   SCENARIOS            subset of "fanout1 fanout2 fanout3 stream pingpong ppepoll scale"
 #   FANOUT1 [200x200]    CLIENTSxFRAMES per client
 #   FANOUT2 [50x1000]
+#   FANOUT3 [1000x40]    FANOUT3_SERVERS ["herald redis nats"]
+#   SCALE_CLIENTS [10000]  SCALE_BROADCASTS [5]  SCALE_SERVERS ["herald gnetcopy gochan"]
 #   SIZE [64]            fan-out payload bytes
 #   WINDOW [16]          fan-out frames outstanding per client
 #   STREAM_CLIENTS [8]  STREAM_SIZE [16384]  STREAM_WINDOW [16]
 #   PINGPONG_CLIENTS [50]  PINGPONG_SIZE [64]
 #   ECHO_DURATION [5s]   length of each echo run
-#   FANOUT_SERVERS ["herald gnetcopy gochan redis"]
+#   FANOUT_SERVERS ["herald gnetcopy gochan redis nats"]
 #   ECHO_SERVERS ["herald gnetecho netecho"]
 #   FANOUT_MULTICORE [false]  -multicore for herald and the gnet baselines in
 #                        fan-out: one event loop each, the load generator needs
@@ -42,7 +53,10 @@
 #                        echo included, is faster with a loop per core
 #   PPEPOLL_MULTICORE [false] the same in ppepoll: its client is one goroutine,
 #                        and every gnet server is faster with one loop then
-#   MULTICORE            sets all three
+#   SCALE_MULTICORE [true]    the same in scale: gochan writes to its sessions
+#                        from every core, and loadgen's scale client is one
+#                        goroutine, so the gnet servers get a loop per core
+#   MULTICORE            sets all four
 #   HERALD_ARGS ["-log-level warn"]     extra flags for herald's servers
 #   BASELINE_ARGS ["-log-level warn"]   extra flags for the baselines
 #   GOCHAN_QUEUE [1024]  gochan's per-client queue (frames)
@@ -53,7 +67,11 @@
 #   OUT [new temp dir]   directory for results.tsv and per-run logs (kept)
 #
 # redis-server is used if installed (apt-get install redis-server);
-# otherwise its runs are skipped with a note. All traffic stays on 127.0.0.1.
+# otherwise its runs are skipped with a note. nats-server is built from the
+# Go module proxy into the temporary directory (NATS_VERSION [latest]); if
+# that fails its runs are skipped with a note. The open-file limit is raised
+# to the hard limit (scale needs two descriptors per session, one in each
+# process). All traffic stays on 127.0.0.1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,10 +80,18 @@ QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
 	FANOUT1=${FANOUT1:-50x50}
 	FANOUT2=${FANOUT2:-20x200}
+	FANOUT3=${FANOUT3:-200x20}
+	SCALE_CLIENTS=${SCALE_CLIENTS:-2000}
 	ECHO_DURATION=${ECHO_DURATION:-1s}
 fi
 FANOUT1=${FANOUT1:-200x200}
 FANOUT2=${FANOUT2:-50x1000}
+FANOUT3=${FANOUT3:-1000x40}
+FANOUT3_SERVERS=${FANOUT3_SERVERS:-herald redis nats}
+SCALE_CLIENTS=${SCALE_CLIENTS:-10000}
+SCALE_BROADCASTS=${SCALE_BROADCASTS:-5}
+SCALE_SERVERS=${SCALE_SERVERS:-herald gnetcopy gochan}
+NATS_VERSION=${NATS_VERSION:-latest}
 SIZE=${SIZE:-64}
 WINDOW=${WINDOW:-16}
 STREAM_CLIENTS=${STREAM_CLIENTS:-8}
@@ -74,12 +100,13 @@ STREAM_WINDOW=${STREAM_WINDOW:-16}
 PINGPONG_CLIENTS=${PINGPONG_CLIENTS:-50}
 PINGPONG_SIZE=${PINGPONG_SIZE:-64}
 ECHO_DURATION=${ECHO_DURATION:-5s}
-SCENARIOS=${SCENARIOS:-fanout1 fanout2 stream pingpong ppepoll}
-FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis}
+SCENARIOS=${SCENARIOS:-fanout1 fanout2 fanout3 stream pingpong ppepoll scale}
+FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis nats}
 ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
 FANOUT_MULTICORE=${FANOUT_MULTICORE:-${MULTICORE:-false}}
 ECHO_MULTICORE=${ECHO_MULTICORE:-${MULTICORE:-true}}
 PPEPOLL_MULTICORE=${PPEPOLL_MULTICORE:-${MULTICORE:-false}}
+SCALE_MULTICORE=${SCALE_MULTICORE:-${MULTICORE:-true}}
 HERALD_ARGS=${HERALD_ARGS:-"-log-level warn"}
 BASELINE_ARGS=${BASELINE_ARGS:-"-log-level warn"}
 GOCHAN_QUEUE=${GOCHAN_QUEUE:-1024}
@@ -94,6 +121,7 @@ else
 	OUT=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench-results.XXXXXX")
 fi
 RESULTS=$OUT/results.tsv
+SCALE_RESULTS=$OUT/scale.tsv
 CLK_TCK=$(getconf CLK_TCK)
 SERVER_PID=
 
@@ -131,6 +159,15 @@ if command -v redis-server >/dev/null; then
 else
 	log "NOTE: redis-server is not installed; redis runs skipped (install: apt-get install redis-server)"
 fi
+HAVE_NATS=0
+if [[ " $FANOUT_SERVERS $FANOUT3_SERVERS " == *" nats "* ]]; then
+	if (cd "$BIN" && GOBIN=$BIN GOFLAGS= go install "github.com/nats-io/nats-server/v2@$NATS_VERSION") >"$OUT/nats-build.log" 2>&1; then
+		HAVE_NATS=1
+	else
+		log "NOTE: could not build nats-server@$NATS_VERSION (see $OUT/nats-build.log); nats runs skipped"
+	fi
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---- helpers ---------------------------------------------------------------
 
@@ -183,7 +220,8 @@ run_one() {
 	addr=127.0.0.1:$port
 	local multicore=$ECHO_MULTICORE
 	case $scenario in
-	fanout1 | fanout2) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	fanout1 | fanout2 | fanout3) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	scale) kind=fanout multicore=$SCALE_MULTICORE ;;
 	ppepoll) kind=echo multicore=$PPEPOLL_MULTICORE ;;
 	*) kind=echo ;;
 	esac
@@ -202,6 +240,9 @@ run_one() {
 	redis)
 		srv=(redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning)
 		;;
+	nats)
+		srv=("$BIN/nats-server" -a 127.0.0.1 -p "$port")
+		;;
 	gnetcopy | gochan | gnetecho | netecho)
 		srv=("$BIN/$server" -addr "$addr")
 		read -ra extra <<<"$BASELINE_ARGS"
@@ -211,12 +252,18 @@ run_one() {
 	esac
 
 	case $scenario in
-	fanout1 | fanout2)
+	scale)
+		run_scale "$server" "$round" "$addr" "$port" "${srv[@]}"
+		return
+		;;
+	fanout1 | fanout2 | fanout3)
 		local shape=$FANOUT1
 		[[ $scenario == fanout2 ]] && shape=$FANOUT2
+		[[ $scenario == fanout3 ]] && shape=$FANOUT3
 		clients=${shape%x*} messages=${shape#*x}
 		mode=fanout
 		[[ $server == redis ]] && mode=pubsub
+		[[ $server == nats ]] && mode=nats
 		lg=(-mode "$mode" -clients "$clients" -messages "$messages" -size "$SIZE" -window "$WINDOW")
 		unitdiv=1 # CPU per delivered frame
 		;;
@@ -290,10 +337,52 @@ run_one() {
 		"$(awk -v v="$rss" 'BEGIN{print v/1024}')" "$errors")"
 }
 
+# run_scale SERVER ROUND ADDR PORT CMD...: one scale run, a line in scale.tsv.
+run_scale() {
+	local server=$1 round=$2 addr=$3 port=$4
+	shift 4
+	local tag=scale.$server.$round json rc=0
+	"$@" >"$OUT/$tag.server.log" 2>&1 &
+	SERVER_PID=$!
+	if ! wait_ready "$port" "$SERVER_PID"; then
+		log "  $tag: server did not start; see $OUT/$tag.server.log"
+		stop_server
+		printf 'scale\t%s\t%s\t\t\t\t\t\t\tnostart\n' "$server" "$round" >>"$SCALE_RESULTS"
+		return
+	fi
+	sleep 0.2 # wait_ready's probe connection is closed and gone
+	json=$(timeout "$((RUN_TIMEOUT + 10))" "$BIN/loadgen" -mode scale -addr "$addr" -clients "$SCALE_CLIENTS" \
+		-messages "$SCALE_BROADCASTS" -pid "$SERVER_PID" -storm -json -quiet -timeout "${RUN_TIMEOUT}s" \
+		2>"$OUT/$tag.loadgen.log") || rc=$?
+	kill -0 "$SERVER_PID" 2>/dev/null || { log "  $tag: server died; see $OUT/$tag.server.log"; [[ $rc == 0 ]] && rc=99; }
+	stop_server
+	local per first med storm errors
+	per=$(jnum bytes_per_session <<<"$json")
+	first=$(jnum first_broadcast_ns <<<"$json")
+	med=$(jnum median_broadcast_ns <<<"$json")
+	storm=$(jnum storm_max_probe_ns <<<"$json")
+	errors=$(jnum errors <<<"$json")
+	if [[ -z $per ]]; then
+		log "  $tag: loadgen failed (exit $rc): $(tail -n 1 "$OUT/$tag.loadgen.log")"
+		printf 'scale\t%s\t%s\t\t\t\t\t\t\tfail%s\n' "$server" "$round" "$rc" >>"$SCALE_RESULTS"
+		return
+	fi
+	local ms='BEGIN{printf "%.2f", v/1e6}'
+	# scenario server round sessions bytes_per_session first_ms median_ms storm_max_ms errors status
+	printf 'scale\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$server" "$round" "$SCALE_CLIENTS" "$per" \
+		"$(awk -v v="$first" "$ms")" "$(awk -v v="$med" "$ms")" "$(awk -v v="$storm" "$ms")" "$errors" \
+		"$([[ $rc == 0 ]] && echo ok || echo "fail$rc")" >>"$SCALE_RESULTS"
+	log "$(printf '  %-9s %-9s r%-2s %6s sessions %6.0f B/session  first %8s ms  median %8s ms  storm max %8s ms  errors %s' \
+		scale "$server" "$round" "$SCALE_CLIENTS" "$per" "$(awk -v v="$first" "$ms")" "$(awk -v v="$med" "$ms")" \
+		"$(awk -v v="$storm" "$ms")" "$errors")"
+}
+
 servers_for() {
 	local list s out=()
 	case $1 in
 	fanout1 | fanout2) list=$FANOUT_SERVERS ;;
+	fanout3) list=$FANOUT3_SERVERS ;;
+	scale) list=$SCALE_SERVERS ;;
 	*) list=$ECHO_SERVERS ;;
 	esac
 	for s in $list; do
@@ -302,6 +391,7 @@ servers_for() {
 			if [[ $1 == fanout* ]]; then ((HAVE_HERALD_BROADCAST)) || continue; else ((HAVE_HERALD_ECHO)) || continue; fi
 			;;
 		redis) ((HAVE_REDIS)) || continue ;;
+		nats) ((HAVE_NATS)) || continue ;;
 		esac
 		out+=("$s")
 	done
@@ -310,7 +400,8 @@ servers_for() {
 
 # ---- runs ------------------------------------------------------------------
 printf 'scenario\tserver\tround\tper_sec\tmb_per_sec\tp50_us\tp99_us\tcpu_ns_per_unit\trss_mb\tcpu_s\terrors\tstatus\n' >"$RESULTS"
-log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE ppepoll_multicore=$PPEPOLL_MULTICORE"
+printf 'scenario\tserver\tround\tsessions\tbytes_per_session\tfirst_ms\tmedian_ms\tstorm_max_ms\terrors\tstatus\n' >"$SCALE_RESULTS"
+log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 fanout3=$FANOUT3 scale=$SCALE_CLIENTS size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE ppepoll_multicore=$PPEPOLL_MULTICORE"
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round/$ROUNDS"
 	for scenario in $SCENARIOS; do
@@ -359,9 +450,10 @@ declare -A MED
 echo
 echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong, ppepoll);"
 echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong, ppepoll)"
-echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE, ppepoll $PPEPOLL_MULTICORE"
+echo "gnet servers (herald included) -multicore: fan-out $FANOUT_MULTICORE, echo $ECHO_MULTICORE, ppepoll $PPEPOLL_MULTICORE, scale $SCALE_MULTICORE"
 printf '%-9s %-9s %6s %14s %10s %10s %12s %14s %8s\n' scenario server ok/runs throughput MB/s p50_us p99_us cpu_ns/unit rss_MB
 for scenario in $SCENARIOS; do
+	[[ $scenario == scale ]] && continue # its own table below
 	for server in $(servers_for "$scenario"); do
 		tp=$(col "$scenario" "$server" 4)
 		[[ $scenario == stream ]] && tp=$(col "$scenario" "$server" 5)
@@ -381,10 +473,11 @@ echo "herald / baseline (throughput: >1 is better; cpu per unit and p99: <1 is b
 echo "rounds of herald's throughput over the baseline's (echo: the better one's) in the same round (min-max, rounds)"
 printf '%-9s %-40s %12s %12s %10s  %s\n' scenario ratio throughput cpu/unit p99 paired
 for scenario in $SCENARIOS; do
+	[[ $scenario == scale ]] && continue
 	list=" $(servers_for "$scenario") "
 	[[ $list == *" herald "* ]] || continue
 	if [[ $scenario == fanout* ]]; then
-		for b in redis gnetcopy gochan; do
+		for b in redis nats gnetcopy gochan; do
 			[[ $list == *" $b "* ]] || continue
 			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/$b" \
 				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.$b.tp]}")" \
@@ -410,6 +503,42 @@ for scenario in $SCENARIOS; do
 			"$(paired "$scenario" "$tpcol" $(servers_for "$scenario" | tr ' ' '\n' | grep -v '^herald$' | tr '\n' ' '))"
 	fi
 done
+if [[ " $SCENARIOS " == *" scale "* ]]; then
+	scol() { # scol SERVER COLUMN: median over the verified scale runs
+		awk -F'\t' -v v="$1" -v c="$2" 'NR>1 && $2==v && $10=="ok" && $c!="" {print $c}' "$SCALE_RESULTS" | median
+	}
+	# spaired COLUMN BASELINE OP: median over rounds of herald's COLUMN
+	# against the baseline's in the same round, OP "ratio" or "diff".
+	spaired() {
+		awk -F'\t' -v c="$1" -v b="$2" -v op="$3" '
+			NR > 1 && $10 == "ok" && $c != "" { v[$2, $3] = $c; r[$3] = 1 }
+			END { for (k in r) if ((("herald", k) in v) && ((b, k) in v) && (op == "diff" || v[b, k] > 0))
+				print (op == "diff") ? v["herald", k] - v[b, k] : v["herald", k] / v[b, k] }' "$SCALE_RESULTS" |
+			sort -g | awk -v op="$3" '{a[NR] = $1} END {
+				if (NR == 0) { print "-"; exit }
+				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+				f = (op == "diff") ? "%+.0f B (%+.0f..%+.0f, %d)" : "%.2fx (%.2f-%.2f, %d)"
+				printf f, m, a[1], a[NR], NR }'
+	}
+	echo
+	echo "scale: $SCALE_CLIENTS idle sessions opened in a burst; memory per session from VmRSS; time until every"
+	echo "session has a broadcast (the first 1 s after the burst, and the median of $SCALE_BROADCASTS); then all close at"
+	echo "once while a probe times a bad-frame close (the longest bounds the loop's stall). Medians over verified runs."
+	printf '%-9s %7s %16s %12s %12s %14s\n' server ok/runs bytes/session first_ms median_ms storm_max_ms
+	for server in $(servers_for scale); do
+		printf '%-9s %7s %16s %12s %12s %14s\n' "$server" \
+			"$(awk -F'\t' -v v="$server" 'NR>1 && $2==v && $10=="ok" {n++} END{print n+0}' "$SCALE_RESULTS")/$(awk -F'\t' -v v="$server" 'NR>1 && $2==v {n++} END{print n+0}' "$SCALE_RESULTS")" \
+			"$(scol "$server" 5 | fmtnum 0)" "$(scol "$server" 6 | fmtnum 1)" "$(scol "$server" 7 | fmtnum 1)" "$(scol "$server" 8 | fmtnum 1)"
+	done
+	list=" $(servers_for scale) "
+	if [[ $list == *" herald "* ]]; then
+		echo "herald against the baselines, paired by round: median (min..max, rounds)"
+		[[ $list == *" gnetcopy "* ]] && printf '  %-44s %s\n' "bytes/session, herald - gnetcopy" "$(spaired 5 gnetcopy diff)" \
+			"storm max probe, herald / gnetcopy" "$(spaired 8 gnetcopy ratio)"
+		[[ $list == *" gochan "* ]] && printf '  %-44s %s\n' "first broadcast after the burst, herald / gochan" "$(spaired 6 gochan ratio)" \
+			"median broadcast, herald / gochan" "$(spaired 7 gochan ratio)" "bytes/session, herald - gochan" "$(spaired 5 gochan diff)"
+	fi
+fi
 echo
 echo "raw results and logs: $OUT"
 exit 0

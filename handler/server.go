@@ -344,9 +344,10 @@ func (srv *Server) onSlow(s *sessionmgr.Session, reason error) {
 // reported closed. gnet dropped the loops' queued flush tasks, so the Loops
 // release what they still hold.
 func (srv *Server) released() {
-	for _, s := range srv.mgr.Sessions() {
-		srv.mgr.Remove(s)
-	}
+	srv.conns.Range(func(k, _ any) bool { // removed sessions included
+		srv.mgr.Closed(k.(*conn).s)
+		return true
+	})
 	srv.loops.Range(func(_, l any) bool {
 		l.(*sessionmgr.Loop).Discard()
 		return true
@@ -587,7 +588,7 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	if reason == nil {
 		reason = ErrClosedByServer
 	}
-	frames, bytes := srv.mgr.Remove(s)
+	frames, bytes := srv.mgr.Closed(s)
 	ev := srv.log.Debug()
 	switch {
 	case errors.Is(reason, sessionmgr.ErrHeldLimit):

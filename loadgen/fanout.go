@@ -214,9 +214,15 @@ func runFanout(ctx context.Context, mode string, cfg FanoutConfig, proto fanProt
 
 	// Barrier: every client registered before anyone sends.
 	stamp := r.now()
+	hello, _ := proto.(interface{ pubHello() []byte }) // a publisher's handshake (NATS CONNECT)
 	for _, c := range r.clients {
 		if _, err := c.sub.Write(proto.appendRegister(nil, c.id, stamp, cfg.Size)); err != nil {
 			return res, fmt.Errorf("loadgen: register client %d: %w", c.id, err)
+		}
+		if hello != nil {
+			if _, err := c.pub.Write(hello.pubHello()); err != nil {
+				return res, fmt.Errorf("loadgen: publisher %d: %w", c.id, err)
+			}
 		}
 	}
 	barrier := time.NewTimer(cfg.ConnectTimeout)

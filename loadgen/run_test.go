@@ -96,7 +96,11 @@ func broadcastServer(mangle func(frame []byte, to net.Conn) []byte) func(s *test
 			if _, err := io.ReadFull(br, hdr); err != nil {
 				return
 			}
-			frame := make([]byte, binary.LittleEndian.Uint16(hdr))
+			size := binary.LittleEndian.Uint16(hdr)
+			if size < PacketHeaderLen {
+				return // a protocol error closes the connection, as the real servers do
+			}
+			frame := make([]byte, size)
 			copy(frame, hdr)
 			if _, err := io.ReadFull(br, frame[2:]); err != nil {
 				return

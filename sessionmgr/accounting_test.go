@@ -106,7 +106,7 @@ func TestEveryFrameCountedOnce(t *testing.T) {
 					sent, cnt.Unsent, cnt.Dropped, got, total)
 			}
 			for _, x := range m.Sessions() {
-				m.Remove(x)
+				m.Closed(x)
 			}
 			fl.drain()
 			if n := sendbuffer.Live(); n != 0 {

@@ -71,7 +71,7 @@ func TestHeldFramesGoOutInOrder(t *testing.T) {
 	if f, _ := s.Stats(); f != uint64(seq) {
 		t.Errorf("Stats() = %d frames; want %d", f, seq)
 	}
-	m.Remove(s)
+	m.Closed(s)
 	fl.drain()
 }
 
@@ -91,7 +91,7 @@ func TestRemoveReleasesHeldFrames(t *testing.T) {
 	}
 	fl.drain()
 	var frames, bytes int
-	c.onClose = func() { frames, bytes = m.Remove(s) }
+	c.onClose = func() { frames, bytes = m.Closed(s) }
 	c.closeOnLoop()
 	if frames != 7 || bytes != 700 {
 		t.Errorf("Remove = %d frames, %d bytes unsent; want 7, 700", frames, bytes)
@@ -154,7 +154,7 @@ func TestSlowPolicy(t *testing.T) {
 					t.Errorf("slow consumer not disconnected and removed (closed %v, SlowDisconnects %d)", c.isClosed(), m.Counters().SlowDisconnects)
 				}
 			} else {
-				m.Remove(s)
+				m.Closed(s)
 			}
 			fl.drain()
 			if n := sendbuffer.Live(); n != 0 {
@@ -203,7 +203,7 @@ func TestConflation(t *testing.T) {
 	if want := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 11, 12}; !slices.Equal(got, want) {
 		t.Errorf("frames arrived %v; want %v", got, want)
 	}
-	m.Remove(s)
+	m.Closed(s)
 	fl.drain()
 }
 

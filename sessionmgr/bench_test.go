@@ -90,7 +90,7 @@ func withoutDebug(fn func()) {
 
 func removeAll(m *Manager) {
 	for _, s := range m.Sessions() {
-		m.Remove(s)
+		m.Closed(s)
 	}
 }
 
@@ -269,7 +269,7 @@ func BenchmarkFlush(b *testing.B) {
 				l := NewLoop(&recordExec{})
 				s := m.NewSession(conn, l)
 				m.Add(s)
-				defer m.Remove(s)
+				defer m.Closed(s)
 				for b.Loop() {
 					for _, buf := range bufs {
 						buf.Retain()

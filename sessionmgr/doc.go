@@ -29,5 +29,10 @@
 // frames dropped.
 //
 // A Manager tracks sessions by id and broadcasts to all of them or to Groups
-// (rooms) from a lock-free snapshot.
+// (rooms) without a lock. Each group keeps, per Loop, a member list only
+// that loop touches; Join, Leave, Add and Remove cost O(1) whatever the
+// group's size and reach the list as items on the Loop's FIFO queue, so a
+// session gets every broadcast pushed after its Join returned and none
+// pushed after its Leave or Remove returned (members.go). A group is freed
+// when its last member leaves.
 package sessionmgr

@@ -300,11 +300,12 @@ func (fl *fakeLoop) state() (st loopState) {
 	return st
 }
 
-// queuedItems returns the items pushed to the Loop and not yet drained.
+// queuedItems returns the frame items pushed to the Loop and not yet
+// drained (membership items left out).
 func (fl *fakeLoop) queuedItems() []item {
 	fl.l.mu.Lock()
 	defer fl.l.mu.Unlock()
-	return slices.Clone(fl.l.queue)
+	return slices.DeleteFunc(slices.Clone(fl.l.queue), func(it item) bool { return it.op != opFrame })
 }
 
 // iovRec describes one iovec of a Writev, as the caller passed it.
@@ -671,14 +672,14 @@ func newManager(t testing.TB, cfg Config) *Manager {
 func newSession(t testing.TB, m *Manager, fl *fakeLoop) (*Session, *fakeConn) {
 	c := newConn(t, fl)
 	s := m.NewSession(c, fl.l)
-	c.onClose = func() { m.Remove(s) }
+	c.onClose = func() { m.Closed(s) }
 	m.Add(s)
 	return s, c
 }
 
 // remove removes s on its loop, as the server's OnClose does.
 func remove(fl *fakeLoop, m *Manager, s *Session) (frames, bytes int) {
-	fl.do(func() { frames, bytes = m.Remove(s) })
+	fl.do(func() { frames, bytes = m.Closed(s) })
 	return frames, bytes
 }
 
@@ -758,4 +759,11 @@ func repeat(n, v int) []int {
 		s[i] = v
 	}
 	return s
+}
+
+// sortedByID returns a copy of ss ordered by id.
+func sortedByID(ss []*Session) []*Session {
+	ss = slices.Clone(ss)
+	sortByID(ss)
+	return ss
 }

@@ -109,23 +109,14 @@ func (p poll) Run(context.Context) error {
 	return nil
 }
 
-// item is one pushed frame: for one session (s) or for the loop's members of
-// a broadcast (to, a shared read-only snapshot). It holds one reference.
+// item is one pushed frame, for one session (s) or for a group's members
+// on this loop (gl), holding one reference; or a membership change of s in
+// gl (op, see members.go), holding none.
 type item struct {
 	b  *sendbuffer.Buffer
 	s  *Session
-	to []*Session
-}
-
-// unsent counts the item's frames as never written, one per recipient: the
-// engine stopped before the loop took it.
-func (it item) unsent() {
-	switch {
-	case it.s != nil:
-		it.s.mgr.counts.unsent.Add(1)
-	case len(it.to) > 0:
-		it.to[0].mgr.counts.unsent.Add(uint64(len(it.to)))
-	}
+	gl *groupLoop
+	op uint8
 }
 
 // NewLoop returns the Loop for the event loop exec runs tasks on.
@@ -139,14 +130,19 @@ func (l *Loop) push(it item) {
 	l.mu.Lock()
 	if l.stopped {
 		l.mu.Unlock()
-		it.unsent()
-		it.b.Drop()
+		it.drop()
 		return
 	}
 	l.queue = append(l.queue, it)
-	l.nqueued.Store(int32(len(l.queue)))
-	l.inflight.Add(1)
+	n := len(l.queue)
+	l.nqueued.Store(int32(n))
+	if it.op == opFrame {
+		l.inflight.Add(1) // a membership item is never held (members.go)
+	}
 	l.mu.Unlock()
+	if it.op != opFrame && n < memberBatch {
+		return // a membership change waits for the next drain (members.go)
+	}
 	// The push above (nqueued) comes before these loads, and the loop clears
 	// busy and armed before it reads nqueued: either we see a flag clear and
 	// arm, or the loop sees our item. No wake-up is lost.
@@ -230,15 +226,18 @@ func (l *Loop) drain() {
 	l.nqueued.Store(0)
 	l.mu.Unlock()
 	for i, it := range q {
+		q[i] = item{}
+		if l.member(it) { // a join or leave (members.go)
+			continue
+		}
 		l.held = append(l.held, it.b)
-		if it.s != nil {
+		if it.gl == nil {
 			l.enqueue(it.s, it.b)
 		} else {
-			for _, s := range it.to {
+			for _, s := range it.gl.list {
 				l.enqueue(s, it.b)
 			}
 		}
-		q[i] = item{}
 	}
 	l.spare = q[:0]
 }
@@ -465,8 +464,7 @@ func (l *Loop) Discard() {
 	l.nqueued.Store(0)
 	l.mu.Unlock()
 	for _, it := range q {
-		it.unsent()
-		it.b.Drop()
+		it.drop()
 	}
 	for _, s := range l.dirty {
 		clear(s.pending)

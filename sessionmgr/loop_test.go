@@ -46,8 +46,8 @@ func TestOneTaskPerLoop(t *testing.T) {
 			t.Fatalf("loop %d: %d items queued for 10 broadcasts; want 10", i, len(items))
 		}
 		for k, it := range items {
-			if it.b != bufs[k] || it.s != nil || len(it.to) != 25 {
-				t.Errorf("loop %d item %d: buffer %p, session %v, %d recipients; want broadcast %d's buffer to the loop's 25 sessions", i, k, it.b, it.s, len(it.to), k)
+			if it.b != bufs[k] || it.s != nil || it.gl == nil || it.gl.n != 25 {
+				t.Errorf("loop %d item %d: buffer %p, session %v, group list %v; want broadcast %d's buffer to the loop's 25 sessions", i, k, it.b, it.s, it.gl, k)
 			}
 		}
 		if ran := fl.drain(); ran != 1 {
@@ -67,7 +67,7 @@ func TestOneTaskPerLoop(t *testing.T) {
 		checkPerSenderOrder(t, parseFrames(t, c.output()), 1, 10)
 	}
 	for _, s := range m.Sessions() {
-		m.Remove(s)
+		m.Closed(s)
 	}
 }
 
@@ -266,8 +266,8 @@ func TestLostWakeupWindows(t *testing.T) {
 			if n := sendbuffer.Live(); n != 0 {
 				t.Errorf("Live() = %d once settled", n)
 			}
-			m.Remove(e.s)
-			m.Remove(e.s2)
+			m.Closed(e.s)
+			m.Closed(e.s2)
 		})
 	}
 }
@@ -329,7 +329,7 @@ func TestEngineStop(t *testing.T) {
 			// then discards the Loops.
 			fl.exec(func() {
 				for _, x := range m.Sessions() {
-					m.Remove(x)
+					m.Closed(x)
 				}
 			})
 			fl.l.Discard()
@@ -355,7 +355,7 @@ func TestEngineStop(t *testing.T) {
 			if n := sendbuffer.Live(); n != 0 {
 				t.Errorf("Live() = %d after a broadcast past Discard", n)
 			}
-			m.Remove(late)
+			m.Closed(late)
 		})
 	}
 }
@@ -401,7 +401,7 @@ func TestBatchLimits(t *testing.T) {
 			if ok, why := settled(fl, s); !ok || s.Pending() != 0 {
 				t.Errorf("after drain: Pending() = %d; %s", s.Pending(), why)
 			}
-			m.Remove(s)
+			m.Closed(s)
 		})
 	}
 }
@@ -472,7 +472,7 @@ func TestBatchLimitsHeldFrames(t *testing.T) {
 				t.Errorf("largest write has %d iovecs; want %d", maxIov, tt.wantMaxIov)
 			}
 			checkPerSenderOrder(t, parseFrames(t, c.output()), 1, seq)
-			m.Remove(s)
+			m.Closed(s)
 			fl.drain()
 		})
 	}
@@ -608,7 +608,7 @@ func TestCoalesce(t *testing.T) {
 				t.Errorf("writes:\n got %q\nwant %q", got, tt.want)
 			}
 			checkPerSenderOrder(t, parseFrames(t, c.output()), 1, len(tt.sizes))
-			m.Remove(s)
+			m.Closed(s)
 		})
 	}
 }
@@ -654,7 +654,7 @@ func TestCoalesceRandomSequences(t *testing.T) {
 			}
 		}
 		checkPerSenderOrder(t, parseFrames(t, c.output()), 1, n)
-		m.Remove(s)
+		m.Closed(s)
 	}
 }
 
@@ -701,8 +701,8 @@ func TestReleasedOnceEveryRecipientIsWritten(t *testing.T) {
 			b.Release()
 			checkPerSenderOrder(t, parseFrames(t, c1.output()), 1, 1)
 			checkPerSenderOrder(t, parseFrames(t, c2.output()), 1, 1)
-			m.Remove(s1)
-			m.Remove(s2)
+			m.Closed(s1)
+			m.Closed(s2)
 		})
 	}
 }
@@ -769,7 +769,7 @@ func TestCallback(t *testing.T) {
 			if ok, why := settled(fl, s); !ok {
 				t.Errorf("not settled after the callback: %s", why)
 			}
-			m.Remove(s)
+			m.Closed(s)
 		})
 	}
 }
@@ -800,8 +800,8 @@ func TestCallbackSendToAnotherSession(t *testing.T) {
 	if got := c2.framesPerWrite(t); !slices.Equal(got, []int{3}) {
 		t.Errorf("frames per write on s2 = %v; want [3]", got)
 	}
-	m.Remove(s)
-	m.Remove(s2)
+	m.Closed(s)
+	m.Closed(s2)
 }
 
 // TestRunIsBounded: a producer that sends again during every write (faster
@@ -840,6 +840,6 @@ func TestRunIsBounded(t *testing.T) {
 		}
 	}
 	checkPerSenderOrder(t, parseFrames(t, c.output()), 1, refills+1)
-	m.Remove(s)
-	m.Remove(s2)
+	m.Closed(s)
+	m.Closed(s2)
 }

@@ -2,7 +2,7 @@ package sessionmgr
 
 import (
 	"fmt"
-	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/herald-mmo/herald/internal/lockorder"
@@ -33,22 +33,24 @@ type Config struct {
 // DefaultConfig returns a Config with DefaultLimits and no hooks.
 func DefaultConfig() Config { return Config{Limits: DefaultLimits()} }
 
-// Manager tracks live sessions and broadcasts to them. All methods are safe
-// from any goroutine.
+// Manager tracks live sessions and broadcasts to them. Its methods are safe
+// from any goroutine, except Closed, which belongs to the session's loop.
 //
-// Broadcasts read a copy-on-write snapshot of the membership, grouped by
-// event loop, so they take no lock, push one item and one buffer reference
-// per loop that has recipients, and never copy the payload.
+// Broadcasts take no lock: they push one item and one buffer reference per
+// loop that has recipients and never copy the payload. Adding, removing,
+// joining and leaving cost O(1) whatever the number of sessions (see
+// members.go).
 type Manager struct {
 	cfg    Config // fixed after construction
 	nextID atomic.Uint64
 	counts counters
 
-	all sessionSet // every added session
+	all    *Group       // every tracked session; fixed
+	groups sync.Map     // name -> *Group: the live groups
+	n      atomic.Int64 // tracked sessions
 
-	mu     lockorder.Mutex // guards byID, groups and Session.groups
-	byID   map[uint64]*Session
-	groups map[string]*Group
+	mu   lockorder.Mutex // guards byID
+	byID map[uint64]*Session
 }
 
 // NewManager returns an empty Manager. It returns an error if cfg.Limits
@@ -60,7 +62,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.MaxHeld < 0 {
 		return nil, fmt.Errorf("%w: max held %d < 0", ErrBadConfig, cfg.MaxHeld)
 	}
-	return &Manager{cfg: cfg, byID: map[uint64]*Session{}, groups: map[string]*Group{}}, nil
+	m := &Manager{cfg: cfg, byID: map[uint64]*Session{}}
+	m.all = newGroup(m, "", true)
+	return m, nil
 }
 
 // Counters returns the Manager's running totals.
@@ -82,36 +86,64 @@ func (m *Manager) NewSession(conn Conn, loop *Loop) *Session {
 	return s
 }
 
-// Add starts tracking s: it receives broadcasts and Get finds it. A closed
-// session is not added.
+// Add starts tracking s: it receives broadcasts and Get finds it. A session
+// that was removed, or has closed, is not added.
 func (m *Manager) Add(s *Session) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.byID[s.id]; ok || s.closed.Load() {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.tracked || s.removed || s.closed.Load() || s.mgr != m {
 		return
 	}
+	s.tracked = true
+	m.mu.Lock()
 	m.byID[s.id] = s
+	m.mu.Unlock()
+	m.n.Add(1)
 	m.all.add(s)
 }
 
-// Remove stops tracking s, takes it out of every group, marks it closed and
-// releases the frames held for it. It returns the frames and bytes its loop
-// had taken for it and never written; frames still in the loop's queue are
-// released and counted (Counters.Unsent) when the loop reaches them. The
-// server calls it when gnet reports the connection closed, on the session's
-// event loop (or after the engine has stopped).
-func (m *Manager) Remove(s *Session) (frames, bytes int) {
-	m.mu.Lock()
-	if _, ok := m.byID[s.id]; ok {
-		delete(m.byID, s.id)
-		m.all.remove(s)
+// Remove stops tracking s, takes it out of every group and closes its
+// connection; nothing broadcast after Remove returns reaches s. When gnet
+// reports the close, the server calls Closed on s's loop, which releases
+// what s still has queued. Idempotent.
+func (m *Manager) Remove(s *Session) {
+	if m.untrack(s) {
+		_ = s.conn.Close()
 	}
+}
+
+// Closed is the server's report that s's connection has closed, on s's
+// event loop (or once the engine has stopped): it does what Remove does but
+// close the connection, marks s closed and releases the frames held for
+// it. It returns the frames and bytes its loop had taken for it and never
+// written; frames still in the loop's queue are released and counted
+// (Counters.Unsent) when the loop reaches them. Idempotent.
+func (m *Manager) Closed(s *Session) (frames, bytes int) {
+	m.untrack(s)
+	return s.closeQueue()
+}
+
+// untrack does Remove's bookkeeping and reports whether s had not been
+// removed before.
+func (m *Manager) untrack(s *Session) (first bool) {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	first = !s.removed
+	s.removed = true
+	if !s.tracked {
+		return first
+	}
+	s.tracked = false
 	for _, g := range s.groups {
-		g.set.remove(s)
+		g.del(s)
 	}
 	s.groups = nil
+	m.all.del(s)
+	m.n.Add(-1)
+	m.mu.Lock()
+	delete(m.byID, s.id)
 	m.mu.Unlock()
-	return s.closeQueue()
+	return first
 }
 
 // Get returns the session with the given id, or nil.
@@ -122,152 +154,39 @@ func (m *Manager) Get(id uint64) *Session {
 }
 
 // Len reports the number of tracked sessions.
-func (m *Manager) Len() int { return len(m.all.load()) }
+func (m *Manager) Len() int { return int(m.n.Load()) }
 
-// Sessions returns a snapshot of the tracked sessions. The slice is shared:
-// do not modify it.
-func (m *Manager) Sessions() []*Session { return m.all.load() }
+// Sessions returns the tracked sessions, ordered by id, in a new slice. It
+// costs O(sessions); broadcasts do not need it.
+func (m *Manager) Sessions() []*Session {
+	m.mu.Lock()
+	out := make([]*Session, 0, len(m.byID))
+	for _, s := range m.byID {
+		out = append(out, s)
+	}
+	m.mu.Unlock()
+	sortByID(out)
+	return out
+}
 
 // Broadcast sends b to every tracked session and takes over the caller's
 // reference (see Session.Send).
-func (m *Manager) Broadcast(b *sendbuffer.Buffer) { m.all.broadcast(b) }
+func (m *Manager) Broadcast(b *sendbuffer.Buffer) { m.all.Broadcast(b) }
 
 // Multicast sends b to every tracked session for which keep returns true and
 // takes over the caller's reference. keep runs on the caller's goroutine.
 func (m *Manager) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
-	m.all.multicast(b, keep)
+	m.all.Multicast(b, keep)
 }
 
-// Group returns the group called name, creating it on first use.
+// Group returns the group called name: the Manager's while it has members,
+// else a new handle that registers the group on its first Join. The Manager
+// holds a group only while it has members (see Group).
 func (m *Manager) Group(name string) *Group {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	g := m.groups[name]
-	if g == nil {
-		g = &Group{name: name, mgr: m}
-		m.groups[name] = g
+	if v, ok := m.groups.Load(name); ok {
+		return v.(*Group)
 	}
+	g := newGroup(m, name, false)
+	g.dead.Store(true) // not registered yet
 	return g
-}
-
-// Group is a named subset of a Manager's sessions, such as a room or the
-// players near one spot. Methods are safe from any goroutine. A session
-// leaves all its groups when it is removed from the Manager.
-type Group struct {
-	name string   // fixed
-	mgr  *Manager // fixed
-	set  sessionSet
-}
-
-// Name returns the group's name.
-func (g *Group) Name() string { return g.name }
-
-// Join adds s to the group. It has no effect if s is already a member or has
-// been removed from the Manager.
-func (g *Group) Join(s *Session) {
-	g.mgr.mu.Lock()
-	defer g.mgr.mu.Unlock()
-	if _, ok := g.mgr.byID[s.id]; !ok || slices.Contains(s.groups, g) {
-		return
-	}
-	s.groups = append(s.groups, g)
-	g.set.add(s)
-}
-
-// Leave removes s from the group.
-func (g *Group) Leave(s *Session) {
-	g.mgr.mu.Lock()
-	defer g.mgr.mu.Unlock()
-	if i := slices.Index(s.groups, g); i >= 0 {
-		s.groups = slices.Delete(s.groups, i, i+1)
-		g.set.remove(s)
-	}
-}
-
-// Len reports the number of members.
-func (g *Group) Len() int { return len(g.set.load()) }
-
-// Members returns a snapshot of the members. Do not modify it.
-func (g *Group) Members() []*Session { return g.set.load() }
-
-// Broadcast sends b to every member and takes over the caller's reference.
-func (g *Group) Broadcast(b *sendbuffer.Buffer) { g.set.broadcast(b) }
-
-// Multicast sends b to every member for which keep returns true and takes
-// over the caller's reference.
-func (g *Group) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
-	g.set.multicast(b, keep)
-}
-
-// sessionSet is a copy-on-write membership list: writers (under the
-// Manager's mu) replace the snapshot, broadcasters read it without a lock.
-type sessionSet struct {
-	snap atomic.Pointer[snapshot]
-}
-
-// snapshot is an immutable membership list, also grouped by event loop so
-// that a broadcast is one push per loop.
-type snapshot struct {
-	all    []*Session
-	byLoop []loopMembers
-}
-
-type loopMembers struct {
-	loop     *Loop
-	sessions []*Session
-}
-
-func (ss *sessionSet) load() []*Session {
-	if p := ss.snap.Load(); p != nil {
-		return p.all
-	}
-	return nil
-}
-
-// add and remove are called with the Manager's mu held.
-func (ss *sessionSet) add(s *Session) {
-	ss.store(append(slices.Clone(ss.load()), s))
-}
-
-func (ss *sessionSet) remove(s *Session) {
-	cur := ss.load()
-	if i := slices.Index(cur, s); i >= 0 {
-		ss.store(slices.Delete(slices.Clone(cur), i, i+1))
-	}
-}
-
-func (ss *sessionSet) store(all []*Session) {
-	snap := &snapshot{all: all}
-	for _, s := range all {
-		i := slices.IndexFunc(snap.byLoop, func(m loopMembers) bool { return m.loop == s.loop })
-		if i < 0 {
-			snap.byLoop = append(snap.byLoop, loopMembers{loop: s.loop})
-			i = len(snap.byLoop) - 1
-		}
-		snap.byLoop[i].sessions = append(snap.byLoop[i].sessions, s)
-	}
-	ss.snap.Store(snap)
-}
-
-// broadcast hands b to every member's loop, one push and one reference per
-// loop, and takes over the caller's reference.
-func (ss *sessionSet) broadcast(b *sendbuffer.Buffer) {
-	if snap := ss.snap.Load(); snap != nil {
-		b.Handoff(len(snap.byLoop))
-		for _, m := range snap.byLoop {
-			m.loop.push(item{b: b, to: m.sessions})
-		}
-		return
-	}
-	b.Release()
-}
-
-func (ss *sessionSet) multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
-	for _, s := range ss.load() {
-		if keep(s) {
-			b.Retain()
-			_ = s.Send(b)
-		}
-	}
-	b.Release()
 }

@@ -44,7 +44,7 @@ func TestManagerAddGetLenRemove(t *testing.T) {
 		t.Error("Sessions() is not the sessions in the order added")
 	}
 	snapshot := m.Sessions()
-	if f, b := m.Remove(ss[1]); f != 0 || b != 0 {
+	if f, b := m.Closed(ss[1]); f != 0 || b != 0 {
 		t.Errorf("Remove of an idle session = %d, %d unsent; want 0, 0", f, b)
 	}
 	if m.Get(ss[1].ID()) != nil || m.Len() != 4 {
@@ -53,7 +53,7 @@ func TestManagerAddGetLenRemove(t *testing.T) {
 	if len(snapshot) != 5 || snapshot[1] != ss[1] {
 		t.Error("Remove modified an earlier Sessions() snapshot")
 	}
-	m.Remove(ss[1]) // twice: no effect
+	m.Closed(ss[1]) // twice: no effect
 	if m.Len() != 4 {
 		t.Errorf("Len() = %d after a second Remove; want 4", m.Len())
 	}
@@ -62,7 +62,7 @@ func TestManagerAddGetLenRemove(t *testing.T) {
 		t.Error("Send on a removed then re-added session succeeded")
 	}
 	for _, s := range ss {
-		m.Remove(s)
+		m.Closed(s)
 	}
 	if m.Len() != 0 {
 		t.Errorf("Len() = %d after removing everything", m.Len())
@@ -119,7 +119,7 @@ func TestBroadcastSharesOneBuffer(t *testing.T) {
 				ss, cs = append(ss, s), append(cs, c)
 			}
 			for _, s := range ss[:tt.removed] {
-				m.Remove(s)
+				m.Closed(s)
 			}
 			live := tt.recipients - tt.removed
 			members := [][]*Session{nil, nil} // live recipients per loop
@@ -153,10 +153,13 @@ func TestBroadcastSharesOneBuffer(t *testing.T) {
 					}
 					continue
 				}
-				if len(items) != 1 || items[0].b != b || !slices.Equal(items[0].to, members[i]) || fl.executes.Load() != 1 {
+				if len(items) != 1 || items[0].b != b || items[0].gl == nil || items[0].gl.n != len(members[i]) || fl.executes.Load() != 1 {
 					t.Fatalf("loop %d: %d items, %d Executes; want one item with the buffer and the loop's %d live recipients, one Execute", i, len(items), fl.executes.Load(), len(members[i]))
 				}
 				fl.exec(fl.l.drain) // the first step of the flush task
+				if got := sortedByID(items[0].gl.list); !slices.Equal(got, members[i]) {
+					t.Fatalf("loop %d: list %v after the drain; want the live recipients %v", i, got, members[i])
+				}
 				for k, s := range members[i] {
 					if q := pendingBufs(fl, s); len(q) != 1 || q[0] != b {
 						t.Fatalf("loop %d recipient %d has %v pending; want exactly the broadcast buffer %p", i, k, q, b)
@@ -185,7 +188,7 @@ func TestBroadcastSharesOneBuffer(t *testing.T) {
 				}
 			}
 			for _, s := range ss {
-				m.Remove(s)
+				m.Closed(s)
 			}
 		})
 	}
@@ -238,7 +241,7 @@ func TestMulticast(t *testing.T) {
 				}
 			}
 			for _, s := range ss {
-				m.Remove(s)
+				m.Closed(s)
 			}
 		})
 	}
@@ -249,9 +252,6 @@ func TestGroups(t *testing.T) {
 	m := newManager(t, Config{})
 	fl := newLoop(t)
 	a, b := m.Group("a"), m.Group("b")
-	if m.Group("a") != a {
-		t.Fatal("Group returns a different group for the same name")
-	}
 	if a.Name() != "a" || a.Len() != 0 || len(a.Members()) != 0 {
 		t.Fatalf("new group: Name() = %q, Len() = %d", a.Name(), a.Len())
 	}
@@ -260,6 +260,9 @@ func TestGroups(t *testing.T) {
 	s3, c3 := newSession(t, m, fl)
 
 	a.Join(s1)
+	if m.Group("a") != a {
+		t.Fatal("Group returns a different group for the name of a group with members")
+	}
 	a.Join(s1) // no effect
 	a.Join(s2)
 	b.Join(s2)
@@ -290,7 +293,7 @@ func TestGroups(t *testing.T) {
 		t.Errorf("after Leave: a.Members() = %v; want s1", a.Members())
 	}
 	// Removal takes a session out of every group.
-	m.Remove(s2)
+	m.Closed(s2)
 	if !slices.Equal(b.Members(), []*Session{s3}) {
 		t.Errorf("after Remove(s2): b.Members() = %v; want s3", b.Members())
 	}
@@ -307,8 +310,8 @@ func TestGroups(t *testing.T) {
 	wantFrames(c2, frameID{0, 0}, frameID{1, 0})
 	wantFrames(c3, frameID{1, 0}, frameID{1, 1})
 
-	m.Remove(s1)
-	m.Remove(s3)
+	m.Closed(s1)
+	m.Closed(s3)
 	if a.Len() != 0 || b.Len() != 0 {
 		t.Errorf("groups not empty after every member was removed: a %d, b %d", a.Len(), b.Len())
 	}

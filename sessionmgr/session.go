@@ -2,6 +2,7 @@ package sessionmgr
 
 import (
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/herald-mmo/herald/sendbuffer"
@@ -65,7 +66,17 @@ type Session struct {
 	owing        bool // listed in the Loop's owing list
 	slow         bool // has passed MaxPending at least once
 
-	groups []*Group // guarded by the Manager's mu
+	slots []slot // where s stands in its groups' lists (members.go)
+
+	// Membership, guarded by gmu (members.go). gmu is a plain sync.Mutex:
+	// the lock-order checker keeps a record for every pair of lock
+	// instances it sees nested, so one checked mutex per session made its
+	// memory grow with every connection (tests.TestChurn under -tags
+	// deadlock). gmu is the outermost membership lock; see members.go.
+	gmu     sync.Mutex
+	groups  []*Group // the named groups s is a member of
+	tracked bool     // added to the Manager and not removed
+	removed bool     // Remove or Closed ran: never tracked again
 
 	held heldStats // published by the loop (held.go)
 }

@@ -337,7 +337,7 @@ func TestRemoveReleasesEverything(t *testing.T) {
 			m.Add(s)
 			other, _ := newSession(t, m, fl)
 			var gotFrames, gotBytes int
-			c.onClose = func() { gotFrames, gotBytes = m.Remove(s) }
+			c.onClose = func() { gotFrames, gotBytes = m.Closed(s) }
 			send := func() {
 				for i := range 10 {
 					if err := s.Send(newFrame(0, i, 40)); err != nil {
@@ -377,7 +377,7 @@ func TestRemoveReleasesEverything(t *testing.T) {
 			if c.writevCalls.Load() != 0 || c.outLen() != 0 {
 				t.Errorf("%d Writev calls, %d bytes written for a removed session", c.writevCalls.Load(), c.outLen())
 			}
-			if f, b := m.Remove(s); f != 0 || b != 0 {
+			if f, b := m.Closed(s); f != 0 || b != 0 {
 				t.Errorf("second Remove = %d, %d; want 0, 0", f, b)
 			}
 			if err := s.Send(newFrame(0, 99, frameHeader)); !errors.Is(err, ErrSessionClosed) {
@@ -386,7 +386,7 @@ func TestRemoveReleasesEverything(t *testing.T) {
 			if fr, _ := s.Stats(); fr != 0 {
 				t.Errorf("Stats() = %d frames sent; want 0", fr)
 			}
-			m.Remove(other)
+			m.Closed(other)
 			fl.drain()
 		})
 	}
@@ -451,7 +451,7 @@ func TestWritevErrorStopsTheFlush(t *testing.T) {
 			s, c := newSession(t, m, fl)
 			other, oc := newSession(t, m, fl)
 			unsent := -1
-			c.onClose = func() { unsent, _ = m.Remove(s) }
+			c.onClose = func() { unsent, _ = m.Closed(s) }
 			for i := range tt.frames {
 				if err := s.Send(newFrame(0, i, tt.size)); err != nil {
 					t.Fatal(err)
@@ -487,7 +487,7 @@ func TestWritevErrorStopsTheFlush(t *testing.T) {
 			if ids := parseFrames(t, oc.output()); len(ids) != 1 || ids[0] != (frameID{1, 0}) {
 				t.Errorf("the other session of the same flush task got %v; want its frame", ids)
 			}
-			m.Remove(other)
+			m.Closed(other)
 		})
 	}
 }

@@ -7,11 +7,13 @@
 //
 //	loadgen -mode fanout   -addr 127.0.0.1:7001 -clients 200 -messages 200 -size 64 -window 16
 //	loadgen -mode pubsub   -addr 127.0.0.1:6379 -clients 200 -messages 200 -size 64 -window 16
+//	loadgen -mode nats     -addr 127.0.0.1:4222 -clients 200 -messages 200 -size 64 -window 16
 //	loadgen -mode echo -echo pingpong -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode pingpong -engine epoll -addr 127.0.0.1:7000 -clients 50 -duration 5s
 //	loadgen -mode echo -echo stream   -addr 127.0.0.1:7000 -clients 8 -size 16384 -duration 5s
 //	loadgen -mode selftest -clients 50 -messages 1000   # loadgen's own receive ceiling
 //	loadgen -mode fanout -transport ws -addr 127.0.0.1:7080 -clients 200 -messages 200 -size 64 -window 16
+//	loadgen -mode scale    -addr 127.0.0.1:7001 -clients 10000 -messages 5 -pid SERVER_PID -storm
 //
 // pingpong and stream are accepted as modes of their own. A progress line
 // goes to stderr every second; the summary goes to stdout, or with -json to
@@ -43,9 +45,9 @@ func main() {
 
 func run() int {
 	var (
-		mode     = flag.String("mode", "fanout", "fanout, pubsub, echo, selftest (or pingpong, stream)")
+		mode     = flag.String("mode", "fanout", "fanout, pubsub (redis), nats, echo, selftest, scale (or pingpong, stream)")
 		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
-		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate)")
+		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate); scale sessions: the same, epoll by default on Linux")
 		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
 		clients  = flag.Int("clients", loadgen.DefaultClients, "number of clients")
 		messages = flag.Int("messages", 0, "frames (pingpong: round trips, stream: chunks) per client; 0: until -duration, or 1000 if that is 0 too")
@@ -53,7 +55,7 @@ func run() int {
 		rate     = flag.Float64("rate", 0, "total frames (messages, chunks) per second over all clients; 0: unlimited")
 		window   = flag.Int("window", loadgen.DefaultWindow, "own frames (stream: chunks) outstanding per client")
 		duration = flag.Duration("duration", 0, "cap on the sending phase; 0: none")
-		channel  = flag.String("channel", "herald-loadgen", "pubsub: redis channel")
+		channel  = flag.String("channel", "herald-loadgen", "pubsub, nats: redis channel or NATS subject")
 		drain    = flag.Duration("drain", loadgen.DefaultDrainTimeout, "how long to wait for frames in flight after the last send")
 		timeout  = flag.Duration("timeout", 2*time.Minute, "abort the whole run after this long")
 		readBuf  = flag.Int("read-buffer", loadgen.DefaultReadBuffer, "read buffer bytes per connection")
@@ -62,6 +64,13 @@ func run() int {
 		freePort = flag.Bool("free-port", false, "print a free 127.0.0.1 TCP port and exit")
 		trans    = flag.String("transport", loadgen.TransportTCP, "tcp, or ws: a WebSocket per client, one binary message per frame (fanout, echo; -addr is the WebSocket listener)")
 		wsPath   = flag.String("ws-path", loadgen.DefaultWSPath, "-transport ws: the request path")
+
+		pid        = flag.Int("pid", 0, "scale: the server's pid, to read its memory per session from /proc")
+		settle     = flag.Duration("settle", time.Second, "scale: wait after the last connect before the first broadcast")
+		dialers    = flag.Int("dialers", 64, "scale: connects in flight at once")
+		storm      = flag.Bool("storm", false, "scale: then close every connection at once while probing how long the server takes to close a bad connection")
+		stormEvery = flag.Duration("storm-interval", 2*time.Millisecond, "scale: spacing of the storm probes")
+		stormTail  = flag.Duration("storm-tail", 500*time.Millisecond, "scale: probing after the last close")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -83,7 +92,7 @@ func run() int {
 		*echoMode, *mode = *mode, "echo"
 	}
 	if *addr == "" {
-		*addr = map[string]string{"fanout": "127.0.0.1:7001", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
+		*addr = map[string]string{"fanout": "127.0.0.1:7001", "scale": "127.0.0.1:7001", "nats": "127.0.0.1:4222", "echo": "127.0.0.1:7000", "pubsub": "127.0.0.1:6379"}[*mode]
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -100,6 +109,17 @@ func run() int {
 		Duration: *duration, DrainTimeout: *drain, ReadBuffer: *readBuf, Progress: progress,
 		Transport: *trans, WSPath: *wsPath,
 	}
+	if *mode == "scale" {
+		cfg.Messages = *messages // 0: the scale default
+		scaleEngine := ""        // epoll on Linux, unless -engine says otherwise
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "engine" {
+				scaleEngine = *engine
+			}
+		})
+		return runScale(ctx, loadgen.ScaleConfig{Config: cfg, ServerPID: *pid, Settle: *settle, Dialers: *dialers, Engine: scaleEngine,
+			Storm: *storm, StormInterval: *stormEvery, StormTail: *stormTail}, *jsonOut)
+	}
 	var (
 		res loadgen.Result
 		err error
@@ -109,6 +129,8 @@ func run() int {
 		res, err = loadgen.RunFanout(ctx, cfg)
 	case "pubsub":
 		res, err = loadgen.RunPubSub(ctx, loadgen.PubSubConfig{FanoutConfig: cfg, Channel: *channel})
+	case "nats":
+		res, err = loadgen.RunNATS(ctx, loadgen.PubSubConfig{FanoutConfig: cfg, Channel: *channel})
 	case "selftest":
 		res, err = loadgen.RunSelftest(ctx, cfg)
 	case "echo":
@@ -122,15 +144,9 @@ func run() int {
 		return 2
 	}
 
-	summary := io.Writer(os.Stdout)
-	if *jsonOut {
-		summary = os.Stderr
-		line, jerr := json.Marshal(res)
-		if jerr != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", jerr)
-			return 1
-		}
-		fmt.Println(string(line))
+	summary, ok := output(res, *jsonOut)
+	if !ok {
+		return 1
 	}
 	printSummary(summary, res)
 	if err != nil {
@@ -160,4 +176,54 @@ func printSummary(w io.Writer, r loadgen.Result) {
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintln(w, "   ", s)
 	}
+}
+
+// runScale runs -mode scale and prints its result.
+func runScale(ctx context.Context, cfg loadgen.ScaleConfig, jsonOut bool) int {
+	res, err := loadgen.RunScale(ctx, cfg)
+	if errors.Is(err, loadgen.ErrConfig) {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	w, ok := output(res, jsonOut)
+	if !ok {
+		return 1
+	}
+	fmt.Fprintf(w, "scale %s: %d sessions, size %d, connected in %v\n", res.Addr, res.Sessions, res.Size, res.ConnectTime.Round(time.Millisecond))
+	if res.RSSAfter > 0 {
+		fmt.Fprintf(w, "  server VmRSS %.1f MB -> %.1f MB: %.0f bytes per session\n", float64(res.RSSBefore)/1e6, float64(res.RSSAfter)/1e6, res.PerSession)
+	}
+	if len(res.Broadcasts) > 0 {
+		fmt.Fprintf(w, "  broadcast to everyone: first %v, median %v, all %v\n", res.FirstBroadcast, res.MedianBroadcast, res.Broadcasts)
+	}
+	if cfg.Storm {
+		fmt.Fprintf(w, "  storm: closed %d in %v; probe (bad frame to close) idle max %v; during the storm %d probes, max %v, median %v\n",
+			res.Sessions, res.StormCloseTime.Round(time.Millisecond), res.IdleMaxProbe, res.StormProbes, res.StormMaxProbe, res.StormMedProbe)
+	}
+	fmt.Fprintf(w, "  copies received %d; errors %d: lost %d, duplicated %d, corrupt %d, disconnects %d\n",
+		res.Received, res.Errors, res.Lost, res.Duplicated, res.Corrupt, res.Disconnects)
+	for _, s := range res.Samples {
+		fmt.Fprintln(w, "   ", s)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// output prints res as one JSON line on stdout if jsonOut, and returns
+// where the summary goes: stderr then, else stdout. It reports false if res
+// could not be encoded.
+func output(res any, jsonOut bool) (summary io.Writer, ok bool) {
+	if !jsonOut {
+		return os.Stdout, true
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return nil, false
+	}
+	fmt.Println(string(line))
+	return os.Stderr, true
 }
