@@ -63,6 +63,11 @@
 #   HERALD_BROADCAST_PKG [./cmd/broadcast]  HERALD_ECHO_PKG [./cmd/echo]
 #                        packages built as "herald" (e.g. ./bench/gnetcopy to
 #                        try the runner before herald's demos exist)
+#   BASE_REV             a git revision (e.g. HEAD~3, main): its demos are built
+#                        too and run as server "base" beside herald in every
+#                        fan-out and echo scenario, so a change is measured
+#                        against the code before it in the same run
+#                        (herald/base ratios, paired by round)
 #   RUN_TIMEOUT [120]    seconds before one loadgen run is abandoned
 #   OUT [new temp dir]   directory for results.tsv and per-run logs (kept)
 #
@@ -153,6 +158,14 @@ go build -o "$BIN/herald-echo" "$HERALD_ECHO_PKG" || {
 	log "WARNING: $HERALD_ECHO_PKG does not build; herald echo runs skipped"
 	HAVE_HERALD_ECHO=0
 }
+if [[ -n ${BASE_REV:-} ]]; then
+	log "building $BASE_REV as server \"base\""
+	mkdir -p "$BIN/base-src"
+	git -C "$ROOT" archive "$BASE_REV" | tar -x -C "$BIN/base-src"
+	(cd "$BIN/base-src" && go build -o "$BIN/base-broadcast" ./cmd/broadcast && go build -o "$BIN/base-echo" ./cmd/echo)
+	[[ " $FANOUT_SERVERS " == *" base "* ]] || FANOUT_SERVERS="$FANOUT_SERVERS base"
+	[[ " $ECHO_SERVERS " == *" base "* ]] || ECHO_SERVERS="$ECHO_SERVERS base"
+fi
 HAVE_REDIS=0
 if command -v redis-server >/dev/null; then
 	HAVE_REDIS=1
@@ -228,11 +241,11 @@ run_one() {
 
 	local -a srv lg
 	case $server in
-	herald)
+	herald | base)
 		if [[ $kind == fanout ]]; then
-			srv=("$BIN/herald-broadcast" -addr "$addr")
+			srv=("$BIN/$server-broadcast" -addr "$addr")
 		else
-			srv=("$BIN/herald-echo" -addr "$addr")
+			srv=("$BIN/$server-echo" -addr "$addr")
 		fi
 		read -ra extra <<<"$HERALD_ARGS"
 		srv+=(-multicore="$multicore" "${extra[@]}")
@@ -477,7 +490,7 @@ for scenario in $SCENARIOS; do
 	list=" $(servers_for "$scenario") "
 	[[ $list == *" herald "* ]] || continue
 	if [[ $scenario == fanout* ]]; then
-		for b in redis nats gnetcopy gochan; do
+		for b in redis nats gnetcopy gochan base; do
 			[[ $list == *" $b "* ]] || continue
 			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/$b" \
 				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.$b.tp]}")" \
@@ -500,7 +513,14 @@ for scenario in $SCENARIOS; do
 			"$(ratio "${MED[$scenario.herald.tp]}" "$bestv")" \
 			"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$best.cpu]}")" \
 			"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$best.p99]}")" \
-			"$(paired "$scenario" "$tpcol" $(servers_for "$scenario" | tr ' ' '\n' | grep -v '^herald$' | tr '\n' ' '))"
+			"$(paired "$scenario" "$tpcol" $(servers_for "$scenario" | tr ' ' '\n' | grep -v '^herald$' | grep -v '^base$' | tr '\n' ' '))"
+		if [[ $list == *" base "* ]]; then
+			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/base" \
+				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.base.tp]}")" \
+				"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.base.cpu]}")" \
+				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.base.p99]}")" \
+				"$(paired "$scenario" "$tpcol" base)"
+		fi
 	fi
 done
 if [[ " $SCENARIOS " == *" scale "* ]]; then
