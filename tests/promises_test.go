@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,7 +157,7 @@ func TestReplyInsideWriteHook(t *testing.T) {
 		id, _ := c.recv(5 * time.Second)
 		ids = append(ids, id)
 	}
-	if want := []uint16{0, 1, 2, 99}; !equalIDs(ids, want) {
+	if want := []uint16{0, 1, 2, 99}; !slices.Equal(ids, want) {
 		t.Fatalf("peer got %v; want %v", ids, want)
 	}
 	h.mu.Lock()
@@ -170,18 +171,6 @@ func TestReplyInsideWriteHook(t *testing.T) {
 	if id, _ := other.recv(5 * time.Second); id != 42 {
 		t.Errorf("other session got %d; want 42", id)
 	}
-}
-
-func equalIDs(a, b []uint16) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // misuser releases a buffer it has handed off (id 66: after Send, id 67:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,18 +43,6 @@ func ids(fs []codec.Frame) []uint16 {
 	return out
 }
 
-func equalIDs(a []uint16, b ...uint16) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // reasons wraps a Handler and records why sessions closed, by session id.
 type reasons struct {
 	handler.Handler
@@ -77,7 +66,7 @@ func TestFeedSplitAnywhere(t *testing.T) {
 		p.SplitReads(split)
 		p.Feed(in)
 		got := p.Frames()
-		if !equalIDs(ids(got), 1, 2, 3) || len(got[2].Body) != 300 || got[2].Body[299] != 'b' {
+		if !slices.Equal(ids(got), []uint16{1, 2, 3}) || len(got[2].Body) != 300 || got[2].Body[299] != 'b' {
 			t.Fatalf("reads of %d bytes: got frames %v", split, ids(got))
 		}
 		k.Close()
@@ -106,7 +95,7 @@ func TestBroadcastAcrossLoopsAndGroups(t *testing.T) {
 	}
 	ps[4].FeedFrame(frame(9, 3, 'x'))
 	for i, p := range ps {
-		if got := p.Frames(); !equalIDs(ids(got), 9) {
+		if got := p.Frames(); !slices.Equal(ids(got), []uint16{9}) {
 			t.Errorf("peer %d got %v; want [9]", i, ids(got))
 		}
 	}
@@ -123,7 +112,7 @@ func TestBroadcastAcrossLoopsAndGroups(t *testing.T) {
 		if p.Session().ID()%2 == 0 {
 			want = []uint16{2, 1}
 		}
-		if got := p.Frames(); !equalIDs(ids(got), want...) {
+		if got := p.Frames(); !slices.Equal(ids(got), want) {
 			t.Errorf("session %d got %v; want %v", p.Session().ID(), ids(got), want)
 		}
 	}
@@ -197,7 +186,7 @@ func TestPartialWrites(t *testing.T) {
 		k.Advance(100 * time.Millisecond) // a tick: the socket takes 10 bytes, the loop re-checks
 		got = append(got, p.Frames()...)
 	}
-	if !equalIDs(ids(got), 1, 2, 3) || string(got[2].Body) != "ccccc" {
+	if !slices.Equal(ids(got), []uint16{1, 2, 3}) || string(got[2].Body) != "ccccc" {
 		t.Fatalf("got %v; want [1 2 3] intact", ids(got))
 	}
 	if !p.Session().Writable() {
