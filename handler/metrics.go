@@ -120,7 +120,8 @@ var PendingBuckets = []float64{0, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 1
 // sessions at scrape time), frames_dropped_total (by reason: slow_consumer,
 // conflated, session_closed), protocol_errors_total (by reason),
 // sendbuffers_live and sendbuffers_live_bytes (process-wide),
-// oldest_held_frame_age_seconds (see TopSessions for who holds it).
+// oldest_held_frame_age_seconds (see TopSessions for who holds it),
+// loop_lag_seconds (histogram) and loop_lag_max_seconds (see LoopLag).
 func (srv *Server) Collector() prometheus.Collector { return collector{srv} }
 
 type collector struct{ srv *Server }
@@ -162,7 +163,7 @@ var (
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descOpened, descClosed, descRefused,
 		descFramesIn, descBytesIn, descFramesOut, descBytesOut, descBatch, descPending,
-		descDropped, descProtocol, descBuffers, descBufferBytes, descOldest} {
+		descDropped, descProtocol, descBuffers, descBufferBytes, descOldest, descLag, descLagMax} {
 		ch <- d
 	}
 }
@@ -234,4 +235,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBuffers, float64(sendbuffer.Live()))
 	gauge(descBufferBytes, float64(sendbuffer.LiveBytes()))
 	gauge(descOldest, srv.oldestHeld(sessions).Seconds())
+	srv.collectLag(ch)
 }

@@ -41,6 +41,7 @@ type Server struct {
 	done   chan struct{} // closed when gnet.Run returns
 
 	loops sync.Map // gnet.EventLoop -> *sessionmgr.Loop
+	lags  sync.Map // gnet.EventLoop -> *lagProbe (lag.go)
 	conns sync.Map // *conn -> struct{}: open sessions, for the ticker
 
 	draining      atomic.Bool  // Stop has begun: refuse new connections
@@ -290,6 +291,7 @@ func (srv *Server) tick(now int64) {
 	prev := srv.now.Swap(now)
 	srv.clockLoops(now)
 	srv.pollLoops()
+	srv.probeLoops()
 	srv.checkTimeouts(now, now-prev)
 }
 
