@@ -108,7 +108,7 @@ func (m *Manager) Add(s *Session) {
 // what s still has queued. Idempotent.
 func (m *Manager) Remove(s *Session) {
 	if m.untrack(s) {
-		_ = s.conn.Close()
+		_ = s.Close() // closing: no further frame of s reaches the handler
 	}
 }
 
