@@ -51,7 +51,7 @@ type Limits struct {
 	// MaxPending is the hard limit on what a session costs: gnet's outbound
 	// bytes plus the memory of the frames herald holds for it, each counted
 	// at its buffer's size class plus the buffer header and queue entry
-	// (so eight-byte frames count 144 bytes each, not 8). Policy says what
+	// (so eight-byte frames count 176 bytes each, not 8). Policy says what
 	// happens to a frame that would pass it. MaxPending >= HighWatermark.
 	MaxPending int
 	Policy     SlowPolicy
@@ -77,11 +77,12 @@ func (l Limits) Validate() error {
 }
 
 // What a held frame costs besides its buffer's size class: the Buffer
-// header (a 64-byte allocation), its backlog entry (16 bytes, up to 32 with
-// the slice's growth), and for a keyed frame its conflation map slot.
+// header (a 64-byte allocation), its backlog entry and hold time (24 bytes,
+// up to 48 with the slices' growth), and for a keyed frame its conflation
+// map slot.
 // tests/slow_test.go checks the heap against these.
 const (
-	heldFrameCost = 64 + 32
+	heldFrameCost = 64 + 48
 	heldKeyCost   = 48
 )
 
@@ -116,7 +117,6 @@ type counters struct {
 type entry struct {
 	b   *sendbuffer.Buffer
 	key uint64
-	at  int64 // when it was held, on the loop's clock (held.go)
 }
 
 // hold keeps e for the unwritable session s, taking a reference of its own,
@@ -126,7 +126,6 @@ func (s *Session) hold(e entry) {
 		s.refuse(e.b) // nothing after a refused frame is written: no hole
 		return
 	}
-	e.at = s.loop.clock()
 	if e.key != 0 {
 		// An entry is stale once its frame was written (it is before
 		// backlog[0]) or its slot holds another key.
@@ -161,6 +160,7 @@ func (s *Session) hold(e entry) {
 	}
 	e.b.Share(1)
 	s.backlog = append(s.backlog, e)
+	s.backlogAt = append(s.backlogAt, s.loop.clock())
 	s.backlogBytes += e.b.Len()
 	s.backlogCost += c
 	s.addHeld(c)
@@ -181,7 +181,8 @@ func (s *Session) dropWritten(n int) {
 	s.addHeld(-freed)
 	k := copy(s.backlog, s.backlog[n:])
 	clear(s.backlog[k:])
-	s.backlog, s.backlogDone = s.backlog[:k], 0
+	copy(s.backlogAt, s.backlogAt[n:])
+	s.backlog, s.backlogAt, s.backlogDone = s.backlog[:k], s.backlogAt[:k], 0
 	s.backlogBase += n
 	if k == 0 {
 		s.backlogBase = 0
@@ -201,6 +202,9 @@ func (s *Session) overLimit(e entry) {
 		return
 	}
 	s.refuse(e.b)
+	// Unwritable until the close: every later frame goes to hold, which
+	// refuses it (enqueue's fast path has no check of its own).
+	s.writable.Store(false)
 	if first {
 		s.mgr.counts.slowDisconnects.Add(1)
 		if s.mgr.cfg.OnSlow != nil {
@@ -250,7 +254,8 @@ func (s *Session) releaseBacklog() (frames, bytes int) {
 	}
 	s.addHeld(-s.backlogCost)
 	s.uncut()
-	s.backlog, s.backlogBytes, s.backlogDone, s.backlogBase, s.backlogCost = s.backlog[:0], 0, 0, 0, 0
+	s.backlog, s.backlogAt = s.backlog[:0], s.backlogAt[:0]
+	s.backlogBytes, s.backlogDone, s.backlogBase, s.backlogCost = 0, 0, 0, 0
 	s.keys = nil
 	s.heldCost.Store(0)
 	return frames, bytes

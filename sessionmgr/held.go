@@ -30,13 +30,13 @@ func (s *Session) Held() (frames int, since time.Time) {
 func (s *Session) publishHeld() {
 	n := int64(len(s.backlog) - s.backlogDone)
 	if s.held.frames.Load() == n {
-		if n == 0 || s.held.oldest.Load() == s.backlog[s.backlogDone].at {
+		if n == 0 || s.held.oldest.Load() == s.backlogAt[s.backlogDone] {
 			return
 		}
 	}
 	var at int64
 	if n > 0 {
-		at = s.backlog[s.backlogDone].at
+		at = s.backlogAt[s.backlogDone]
 	}
 	s.held.oldest.Store(at)
 	s.held.frames.Store(n)

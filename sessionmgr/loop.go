@@ -250,10 +250,6 @@ func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 		s.mgr.counts.unsent.Add(1)
 		return
 	}
-	if s.refused > 0 {
-		s.refuse(b) // nothing after a refused frame is written: no hole
-		return
-	}
 	e := entry{b: b, key: b.Key()}
 	if !s.inDirty {
 		s.inDirty = true
@@ -324,7 +320,7 @@ func (l *Loop) flush(s *Session) {
 	if !s.closed.Load() {
 		lim := &s.mgr.cfg.Limits
 		s.outbound = s.conn.OutboundBuffered()
-		if !s.writable.Load() && s.outbound <= lim.LowWatermark {
+		if !s.writable.Load() && s.outbound <= lim.LowWatermark && s.refused == 0 {
 			s.setWritable(true)
 		}
 		if s.writable.Load() && len(s.backlog) > 0 {

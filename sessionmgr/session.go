@@ -53,6 +53,7 @@ type Session struct {
 	pendingBytes int            // of pending[pendingDone:]
 	pendingDone  int            // pending[:pendingDone] are written (during a flush)
 	backlog      []entry        // held while unwritable; one reference each, owned here
+	backlogAt    []int64        // when each backlog entry was held, on the loop's clock (held.go)
 	backlogBytes int            // of backlog[backlogDone:]
 	backlogCost  int            // memory the backlog costs (see cost), counted against MaxPending
 	backlogDone  int            // backlog[:backlogDone] are written (during a flush)
