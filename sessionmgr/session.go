@@ -32,6 +32,7 @@ type Session struct {
 	remote net.Addr
 	mgr    *Manager
 	loop   *Loop
+	ws     *wsWire // nil: raw TCP; set by SetWebSocket before Add
 
 	closed   atomic.Bool  // set once, on the loop, when gnet reports the close
 	closing  atomic.Bool  // Close or CloseWith was called: no more frames reach the handler
