@@ -23,6 +23,8 @@ type options struct {
 	idleTimeout  time.Duration
 	frameTimeout time.Duration
 	tick         time.Duration
+	wsAddr       string // WithWebSocket; "": no WebSocket listener
+	ws           WebSocketConfig
 }
 
 func defaultOptions() options {

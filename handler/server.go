@@ -15,6 +15,7 @@ import (
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sessionmgr"
+	"github.com/herald-mmo/herald/transport/ws"
 	"github.com/panjf2000/gnet/v2"
 	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/rs/zerolog"
@@ -27,13 +28,15 @@ type Server struct {
 	gnet.BuiltinEventEngine
 
 	// Fixed after NewServer.
-	h     Handler
-	wh    WritabilityHandler // h, if it is one
-	opts  options
-	codec codec.Codec
-	sizer codec.Sizer // codec, if it is one
-	log   zerolog.Logger
-	mgr   *sessionmgr.Manager
+	h      Handler
+	wh     WritabilityHandler // h, if it is one
+	opts   options
+	codec  codec.Codec
+	sizer  codec.Sizer // codec, if it is one
+	log    zerolog.Logger
+	mgr    *sessionmgr.Manager
+	wsOp   ws.Opcode // a WebSocket session's message type for the codec (WithWebSocket)
+	wsTrim []byte    // the codec's delimiter, left off a WebSocket message; nil for a binary codec
 
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
 
@@ -49,12 +52,14 @@ type Server struct {
 	refused       atomic.Uint64
 	idleClosed    atomic.Uint64
 	frameTimeouts atomic.Uint64
-	counts        counters // for the metrics (metrics.go)
+	wsPort        atomic.Int64 // the WebSocket listener's port, set by OnBoot; 0: none
+	counts        counters     // for the metrics (metrics.go)
 
 	mu      lockorder.Mutex // guards the fields below
 	started bool
 	eng     gnet.Engine
 	addr    net.Addr
+	wsAddr  net.Addr
 	runErr  error
 }
 
@@ -72,6 +77,11 @@ type conn struct {
 
 	need int              // owned by the loop: bytes the partial frame needs buffered before decoding again (codec.Sizer), or 0
 	loop *sessionmgr.Loop // s's Loop, which counts its reads
+
+	// ws is the transport: nil for a raw TCP session (OnTraffic decodes
+	// the codec's frames from the stream), else a WebSocket session's
+	// state (websocket.go: wsTraffic). Fixed in OnOpen.
+	ws *wsConn
 }
 
 // Stats are the server's running totals.
@@ -104,6 +114,9 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 	}
 	srv.sizer, _ = o.codec.(codec.Sizer)
 	srv.wh, _ = h.(WritabilityHandler)
+	if err := srv.wsSetup(); err != nil {
+		return nil, err
+	}
 	cfg := sessionmgr.Config{Limits: o.limits, MaxHeld: o.maxHeld, OnSend: srv.onSend, OnSlow: srv.onSlow, OnWritable: srv.onWritable}
 	mgr, err := sessionmgr.NewManager(cfg)
 	if err != nil {
@@ -150,9 +163,12 @@ func (srv *Server) Start() error {
 	srv.started = true
 	srv.mu.Unlock()
 
-	addr := srv.opts.addr
-	if !strings.Contains(addr, "://") {
-		addr = "tcp://" + addr
+	addrs := []string{protoAddr(srv.opts.addr)}
+	if srv.opts.wsAddr != "" {
+		if err := srv.pickWSPort(); err != nil {
+			return err
+		}
+		addrs = append(addrs, protoAddr(srv.opts.wsAddr))
 	}
 	gopts := []gnet.Option{
 		gnet.WithMulticore(srv.opts.multicore),
@@ -165,7 +181,7 @@ func (srv *Server) Start() error {
 	tickerDone := make(chan struct{})
 	go srv.ticker(stopTicker, tickerDone)
 	go func() {
-		err := gnet.Run(srv, addr, gopts...)
+		err := gnet.Rotate(srv, addrs, gopts...) // one engine, one listener per address
 		close(stopTicker)
 		<-tickerDone
 		srv.released()
@@ -176,7 +192,11 @@ func (srv *Server) Start() error {
 	}()
 	select {
 	case <-srv.booted:
-		srv.log.Info().Str("addr", srv.Addr().String()).Str("codec", srv.codec.Name()).Msg("herald: listening")
+		ev := srv.log.Info().Stringer("addr", srv.Addr()).Str("codec", srv.codec.Name())
+		if a := srv.WebSocketAddr(); a != nil {
+			ev = ev.Stringer("websocket", a)
+		}
+		ev.Msg("herald: listening")
 		return nil
 	case <-srv.done:
 		return srv.Wait()
@@ -308,20 +328,25 @@ func (srv *Server) pollLoops() {
 // about two ticks after d.
 func (srv *Server) checkTimeouts(now, gap int64) {
 	idle, frame := int64(srv.opts.idleTimeout), int64(srv.opts.frameTimeout)
-	if idle == 0 && frame == 0 {
+	hs := int64(srv.opts.ws.HandshakeTimeout) // 0 without WithWebSocket
+	if idle == 0 && frame == 0 && hs == 0 {
 		return
 	}
 	srv.conns.Range(func(k, _ any) bool {
 		st := k.(*conn)
+		partial, reason := frame, ErrFrameTimeout
+		if st.ws != nil && st.ws.shaking.Load() {
+			partial, reason = hs, ErrHandshakeTimeout
+		}
 		switch {
 		// A paused session's bytes wait unread in the kernel (read
 		// backpressure): its silence proves nothing.
 		case idle > 0 && now-st.lastRecv.Load() > idle+gap && !st.paused.Load():
 			srv.idleClosed.Add(1)
 			srv.closeFor(st.s, ErrIdle)
-		case frame > 0 && st.partialSince.Load() != 0 && now-st.partialSince.Load() > frame+gap:
+		case partial > 0 && st.partialSince.Load() != 0 && now-st.partialSince.Load() > partial+gap:
 			srv.frameTimeouts.Add(1)
-			srv.closeFor(st.s, ErrFrameTimeout)
+			srv.closeFor(st.s, reason)
 		}
 		return true
 	})
@@ -375,22 +400,41 @@ func (srv *Server) Run(ctx context.Context, drain time.Duration) error {
 	return err
 }
 
-// OnBoot records the engine and the bound address. gnet calls it once.
+// protoAddr is addr as gnet takes it: with a scheme, tcp:// by default.
+func protoAddr(addr string) string {
+	if !strings.Contains(addr, "://") {
+		return "tcp://" + addr
+	}
+	return addr
+}
+
+// OnBoot records the engine and the bound addresses. gnet calls it once,
+// before any connection opens.
 func (srv *Server) OnBoot(eng gnet.Engine) gnet.Action {
-	addr, err := boundAddr(eng)
+	addr, err := boundAddr(eng, srv.opts.addr)
 	if err != nil {
 		srv.log.Error().Err(err).Msg("herald: cannot read the listening address")
 	}
+	var wsAddr net.Addr
+	if srv.opts.wsAddr != "" {
+		if wsAddr, err = boundAddr(eng, srv.opts.wsAddr); err != nil {
+			srv.log.Error().Err(err).Msg("herald: cannot read the WebSocket listening address")
+		} else {
+			srv.wsPort.Store(int64(wsAddr.(*net.TCPAddr).Port))
+		}
+	}
 	srv.mu.Lock()
-	srv.eng, srv.addr = eng, addr
+	srv.eng, srv.addr, srv.wsAddr = eng, addr, wsAddr
 	srv.mu.Unlock()
 	close(srv.booted)
 	return gnet.None
 }
 
-// boundAddr asks the kernel which address the engine's listener has.
-func boundAddr(eng gnet.Engine) (net.Addr, error) {
-	fd, err := eng.Dup()
+// boundAddr asks the kernel which address the engine's listener for addr
+// (as configured) has.
+func boundAddr(eng gnet.Engine, addr string) (net.Addr, error) {
+	network, hostPort, _ := strings.Cut(protoAddr(addr), "://")
+	fd, err := eng.DupListener(network, hostPort)
 	if err != nil {
 		return nil, err
 	}
@@ -422,8 +466,16 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	st := &conn{s: s, loop: l}
 	srv.counts.opened.Add(1)
 	st.lastRecv.Store(srv.now.Load())
+	if p := srv.wsPort.Load(); p != 0 {
+		if a, ok := c.LocalAddr().(*net.TCPAddr); ok && int64(a.Port) == p {
+			srv.openWS(st) // the session opens once its handshake is done
+		}
+	}
 	c.SetContext(st)
 	srv.conns.Store(st, struct{}{})
+	if st.ws != nil {
+		return nil, gnet.None
+	}
 	srv.mgr.Add(s) // before OnConnected, so it can join groups
 	s.EnterCallback()
 	ok := srv.call(s, func() { srv.h.OnConnected(s) })
@@ -502,31 +554,38 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	in, _ := c.Peek(-1)
 	off, frames := 0, 0
 	defer func() { st.loop.CountRecv(frames, off) }()
-	for off < len(in) {
-		f, n, err := srv.codec.Decode(in[off:])
-		if err != nil {
-			srv.counts.countProtocol(err)
-			s.SetCloseReason(fmt.Errorf("%w: %w", ErrProtocol, err))
-			srv.log.Warn().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).
-				Err(err).Msg("herald: closing session: bad frame")
-			return gnet.Close
+	if st.ws != nil {
+		var stop bool
+		if off, frames, stop, action = srv.wsTraffic(c, st, in); stop {
+			return action
 		}
-		if n == 0 {
-			if srv.sizer != nil {
-				st.need = srv.sizer.FrameSize(in[off:])
+	} else {
+		for off < len(in) {
+			f, n, err := srv.codec.Decode(in[off:])
+			if err != nil {
+				srv.counts.countProtocol(err)
+				s.SetCloseReason(fmt.Errorf("%w: %w", ErrProtocol, err))
+				srv.log.Warn().Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).
+					Err(err).Msg("herald: closing session: bad frame")
+				return gnet.Close
 			}
-			break
-		}
-		off += n
-		frames++
-		srv.h.OnRecv(s, f)
-		if s.Closing() {
-			// Closed inside the handler, or by gnet when a write failed
-			// (then c is released already): nothing more of it is read.
-			return gnet.None
-		}
-		if st.paused.Load() {
-			break // the rest waits for the resume (onWritable)
+			if n == 0 {
+				if srv.sizer != nil {
+					st.need = srv.sizer.FrameSize(in[off:])
+				}
+				break
+			}
+			off += n
+			frames++
+			srv.h.OnRecv(s, f)
+			if s.Closing() {
+				// Closed inside the handler, or by gnet when a write failed
+				// (then c is released already): nothing more of it is read.
+				return gnet.None
+			}
+			if st.paused.Load() {
+				break // the rest waits for the resume (onWritable)
+			}
 		}
 	}
 	if off > 0 {
@@ -597,6 +656,9 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	ev.Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).Err(reason).
 		Int("unsent_frames", frames).Int("unsent_bytes", bytes).Msg("herald: session closed")
+	if st.ws != nil && st.ws.d == nil {
+		return gnet.None // a WebSocket handshake that never completed: no session opened
+	}
 	srv.call(s, func() { srv.h.OnDisconnected(s, reason) })
 	return gnet.None
 }
