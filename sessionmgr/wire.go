@@ -42,14 +42,18 @@ func (w *wsWire) payload(p []byte) []byte {
 
 // size is the number of bytes writing b to s puts on the wire. On the loop.
 func (s *Session) size(b *sendbuffer.Buffer) int {
-	if s.ws == nil {
-		return b.Len()
+	if s.ws != nil {
+		return s.ws.size(b)
 	}
-	return s.ws.size(b.Bytes())
+	return b.Len()
 }
 
-func (w *wsWire) size(p []byte) int {
-	p = w.payload(p)
+// size is kept out of line so that Session.size, on every TCP frame's
+// path, inlines to a nil check and b.Len().
+//
+//go:noinline
+func (w *wsWire) size(b *sendbuffer.Buffer) int {
+	p := w.payload(b.Bytes())
 	return ws.FrameHeaderLen(len(p)) + len(p)
 }
 
