@@ -23,10 +23,11 @@ var (
 	// ErrFrameTimeout: the session started a frame and did not finish it
 	// within the frame timeout.
 	ErrFrameTimeout = errors.New("herald/handler: frame not completed in time")
-	// ErrHandshakeTimeout: a WebSocket connection did not complete its
-	// opening handshake within the handshake timeout. It wraps
-	// ErrFrameTimeout, and is counted with it.
-	ErrHandshakeTimeout = fmt.Errorf("%w: websocket handshake", ErrFrameTimeout)
+	// ErrHandshakeTimeout: a connection did not finish opening (its PROXY
+	// header or WebSocket handshake) within the handshake timeout
+	// (WithHandshakeTimeout). It wraps ErrFrameTimeout, and is counted with
+	// it.
+	ErrHandshakeTimeout = fmt.Errorf("%w: handshake not completed in time", ErrFrameTimeout)
 	// ErrPeerClose: a WebSocket peer closed the session with a close frame
 	// (the close handshake); counted as a close by the peer.
 	ErrPeerClose = errors.New("herald/handler: websocket closed by the peer")

@@ -28,15 +28,16 @@ type Server struct {
 	gnet.BuiltinEventEngine
 
 	// Fixed after NewServer.
-	h      Handler
-	wh     WritabilityHandler // h, if it is one
-	opts   options
-	codec  codec.Codec
-	sizer  codec.Sizer // codec, if it is one
-	log    zerolog.Logger
-	mgr    *sessionmgr.Manager
-	wsOp   ws.Opcode // a WebSocket session's message type for the codec (WithWebSocket)
-	wsTrim []byte    // the codec's delimiter, left off a WebSocket message; nil for a binary codec
+	h           Handler
+	wh          WritabilityHandler // h, if it is one
+	opts        options
+	codec       codec.Codec
+	sizer       codec.Sizer // codec, if it is one
+	log         zerolog.Logger
+	mgr         *sessionmgr.Manager
+	wsOp        ws.Opcode     // a WebSocket session's message type for the codec (WithWebSocket)
+	wsTrim      []byte        // the codec's delimiter, left off a WebSocket message; nil for a binary codec
+	openTimeout time.Duration // the handshake timeout; 0 when no connection has a handshake
 
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
 
@@ -53,7 +54,8 @@ type Server struct {
 	idleClosed    atomic.Uint64
 	frameTimeouts atomic.Uint64
 	wsPort        atomic.Int64 // the WebSocket listener's port, set by OnBoot; 0: none
-	counts        counters     // for the metrics (metrics.go)
+	proxyRefused  atomic.Uint64
+	counts        counters // for the metrics (metrics.go)
 
 	mu      lockorder.Mutex // guards the fields below
 	started bool
@@ -82,6 +84,11 @@ type conn struct {
 	// the codec's frames from the stream), else a WebSocket session's
 	// state (websocket.go: wsTraffic). Fixed in OnOpen.
 	ws *wsConn
+	// opening: the session has not opened yet (not in the Manager, no
+	// OnConnected): its PROXY header or WebSocket handshake is awaited,
+	// under the handshake timeout. Set in OnOpen, cleared by openNow.
+	opening   atomic.Bool
+	needProxy bool // owned by the loop: the PROXY header is awaited (proxy.go)
 }
 
 // Stats are the server's running totals.
@@ -90,7 +97,8 @@ type Stats struct {
 	Queued        int    // frames pushed to the event loops, not yet written or held
 	Refused       uint64 // connections refused over WithMaxConns or while stopping
 	IdleClosed    uint64 // sessions closed by WithIdleTimeout
-	FrameTimeouts uint64 // sessions closed by WithFrameTimeout
+	FrameTimeouts uint64 // sessions closed by WithFrameTimeout or WithHandshakeTimeout
+	ProxyRefused  uint64 // connections refused by WithProxyProtocol: not from a trusted proxy
 	sessionmgr.Counters
 }
 
@@ -117,6 +125,15 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 	if err := srv.wsSetup(); err != nil {
 		return nil, err
 	}
+	if err := srv.proxySetup(); err != nil {
+		return nil, err
+	}
+	if o.handshake < 0 {
+		return nil, fmt.Errorf("%w: negative handshake timeout", ErrBadOption)
+	}
+	if o.wsAddr != "" || o.proxy {
+		srv.openTimeout = openTimeout(o)
+	}
 	cfg := sessionmgr.Config{Limits: o.limits, MaxHeld: o.maxHeld, OnSend: srv.onSend, OnSlow: srv.onSlow, OnWritable: srv.onWritable}
 	mgr, err := sessionmgr.NewManager(cfg)
 	if err != nil {
@@ -134,6 +151,7 @@ func (srv *Server) Stats() Stats {
 		Refused:       srv.refused.Load(),
 		IdleClosed:    srv.idleClosed.Load(),
 		FrameTimeouts: srv.frameTimeouts.Load(),
+		ProxyRefused:  srv.proxyRefused.Load(),
 		Counters:      srv.mgr.Counters(),
 	}
 }
@@ -328,14 +346,14 @@ func (srv *Server) pollLoops() {
 // about two ticks after d.
 func (srv *Server) checkTimeouts(now, gap int64) {
 	idle, frame := int64(srv.opts.idleTimeout), int64(srv.opts.frameTimeout)
-	hs := int64(srv.opts.ws.HandshakeTimeout) // 0 without WithWebSocket
+	hs := int64(srv.openTimeout)
 	if idle == 0 && frame == 0 && hs == 0 {
 		return
 	}
 	srv.conns.Range(func(k, _ any) bool {
 		st := k.(*conn)
 		partial, reason := frame, ErrFrameTimeout
-		if st.ws != nil && st.ws.shaking.Load() {
+		if st.opening.Load() {
 			partial, reason = hs, ErrHandshakeTimeout
 		}
 		switch {
@@ -455,6 +473,9 @@ func boundAddr(eng gnet.Engine, addr string) (net.Addr, error) {
 // OnOpen makes the session, adds it to the Manager and tells the handler,
 // unless the server is full or stopping.
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if !srv.trusted(c) {
+		return nil, gnet.Close
+	}
 	if srv.draining.Load() || !srv.admit() {
 		srv.refused.Add(1)
 		srv.log.Warn().Stringer("remote", c.RemoteAddr()).Int("sessions", srv.mgr.Len()).
@@ -471,9 +492,14 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			srv.openWS(st) // the session opens once its handshake is done
 		}
 	}
+	st.needProxy = srv.opts.proxy
+	if st.needProxy || st.ws != nil {
+		st.opening.Store(true) // openNow opens it
+		st.partialSince.Store(srv.now.Load())
+	}
 	c.SetContext(st)
 	srv.conns.Store(st, struct{}{})
-	if st.ws != nil {
+	if st.opening.Load() {
 		return nil, gnet.None
 	}
 	srv.mgr.Add(s) // before OnConnected, so it can join groups
@@ -554,11 +580,19 @@ func (srv *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	in, _ := c.Peek(-1)
 	off, frames := 0, 0
 	defer func() { st.loop.CountRecv(frames, off) }()
-	if st.ws != nil {
+	if st.needProxy {
 		var stop bool
-		if off, frames, stop, action = srv.wsTraffic(c, st, in); stop {
+		if off, stop, action = srv.proxyTraffic(c, st, in); stop {
 			return action
 		}
+	}
+	if st.ws != nil {
+		var n int
+		var stop bool
+		if n, frames, stop, action = srv.wsTraffic(c, st, in[off:]); stop {
+			return action
+		}
+		off += n
 	} else {
 		for off < len(in) {
 			f, n, err := srv.codec.Decode(in[off:])
@@ -656,8 +690,8 @@ func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	ev.Uint64("session", s.ID()).Stringer("remote", s.RemoteAddr()).Err(reason).
 		Int("unsent_frames", frames).Int("unsent_bytes", bytes).Msg("herald: session closed")
-	if st.ws != nil && st.ws.d == nil {
-		return gnet.None // a WebSocket handshake that never completed: no session opened
+	if st.opening.Load() {
+		return gnet.None // never opened (handshake or PROXY header not completed): no OnConnected, no OnDisconnected
 	}
 	srv.call(s, func() { srv.h.OnDisconnected(s, reason) })
 	return gnet.None
@@ -701,3 +735,25 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug().Msgf("gnet: "+f, a.
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn().Msgf("gnet: "+f, a...) }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error().Msgf("gnet: "+f, a...) }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Fatal().Msgf("gnet: "+f, a...) }
+
+// openNow opens a session whose opening handshake has completed: it joins
+// the Manager and the handler's OnConnected runs. It reports whether the
+// session is closing by then. On the loop, inside OnTraffic's callback.
+func (srv *Server) openNow(st *conn) (closing bool) {
+	st.opening.Store(false)
+	srv.mgr.Add(st.s) // before OnConnected, so it can join groups
+	srv.h.OnConnected(st.s)
+	return st.s.Closing()
+}
+
+// openTimeout is the handshake timeout: WithHandshakeTimeout's, else the
+// frame timeout, else 10 s.
+func openTimeout(o options) time.Duration {
+	switch {
+	case o.handshake > 0:
+		return o.handshake
+	case o.frameTimeout > 0:
+		return o.frameTimeout
+	}
+	return 10 * time.Second
+}

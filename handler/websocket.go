@@ -6,8 +6,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/sessionmgr"
@@ -26,15 +24,7 @@ type WebSocketConfig struct {
 	// largest frame). Larger ones close the session with code 1009. Set it
 	// to the codec's largest frame.
 	MaxMessage int
-	// HandshakeTimeout closes a connection whose opening handshake has
-	// not arrived whole within it (0: the frame timeout, or 10 s if there
-	// is none).
-	HandshakeTimeout time.Duration
 }
-
-// defaultHandshakeTimeout is the handshake timeout of a server without a
-// frame timeout.
-const defaultHandshakeTimeout = 10 * time.Second
 
 // WithWebSocket makes the server listen for WebSocket sessions (RFC 6455) on
 // addr (host:port, port 0 picks a free one; Server.WebSocketAddr reports it)
@@ -51,7 +41,9 @@ const defaultHandshakeTimeout = 10 * time.Second
 // The frames the server sends are encoded once whatever the transport: a
 // WebSocket session's loop writes the 2-10-byte message header before the
 // shared frame (see sessionmgr.Session.SetWebSocket). Limits, backpressure,
-// timeouts, metrics and logs apply to WebSocket sessions as to TCP ones.
+// timeouts, metrics and logs apply to WebSocket sessions as to TCP ones; a
+// handshake that does not arrive whole within the handshake timeout
+// (WithHandshakeTimeout) is closed.
 func WithWebSocket(addr string, cfg WebSocketConfig) Option {
 	return func(o *options) { o.wsAddr, o.ws = addr, cfg }
 }
@@ -85,11 +77,9 @@ func (srv *Server) pickWSPort() error {
 	return nil
 }
 
-// wsConn is a WebSocket session's inbound state, beside its conn.
+// wsConn is a WebSocket session's inbound state, beside its conn. Owned by
+// the loop.
 type wsConn struct {
-	shaking atomic.Bool // the handshake has not completed: the handshake timeout applies (read by the ticker)
-
-	// Owned by the loop.
 	d    *ws.Decoder // nil until the handshake is done
 	line []byte      // a delimited codec's frame: a text message's payload and the delimiter
 }
@@ -101,14 +91,8 @@ func (srv *Server) wsSetup() error {
 	if o.wsAddr == "" {
 		return nil
 	}
-	if o.ws.Deflate || o.ws.MaxMessage < 0 || o.ws.HandshakeTimeout < 0 {
+	if o.ws.Deflate || o.ws.MaxMessage < 0 {
 		return fmt.Errorf("%w: WebSocket: no Deflate (not supported yet), no negative limit", ErrBadOption)
-	}
-	if o.ws.HandshakeTimeout == 0 {
-		o.ws.HandshakeTimeout = o.frameTimeout
-		if o.ws.HandshakeTimeout == 0 {
-			o.ws.HandshakeTimeout = defaultHandshakeTimeout
-		}
 	}
 	srv.wsOp = ws.OpBinary
 	if d, ok := srv.codec.(codec.Delimited); ok {
@@ -118,13 +102,10 @@ func (srv *Server) wsSetup() error {
 }
 
 // openWS prepares a WebSocket connection's session: its frames go out as
-// messages, and the handshake timeout runs from now. The session is added to
-// the Manager and the handler told once the handshake is done. In OnOpen.
+// messages. The session opens once the handshake is done. In OnOpen.
 func (srv *Server) openWS(st *conn) {
 	st.s.SetWebSocket(srv.wsOp, srv.wsTrim)
 	st.ws = &wsConn{}
-	st.ws.shaking.Store(true)
-	st.partialSince.Store(srv.now.Load())
 }
 
 // wsTraffic is OnTraffic's decoding for a WebSocket session: the handshake,
@@ -147,11 +128,8 @@ func (srv *Server) wsTraffic(c gnet.Conn, st *conn, in []byte) (off, frames int,
 			return 0, 0, true, gnet.None
 		}
 		w.d = ws.NewDecoder(srv.opts.ws.MaxMessage)
-		w.shaking.Store(false)
 		off = n
-		srv.mgr.Add(s) // before OnConnected, so it can join groups
-		srv.h.OnConnected(s)
-		if s.Closing() {
+		if srv.openNow(st) {
 			return off, 0, true, gnet.None
 		}
 	}

@@ -34,6 +34,8 @@ type Session struct {
 	loop   *Loop
 	ws     *wsWire // nil: raw TCP; set by SetWebSocket before Add
 
+	peer atomic.Pointer[peerAddr] // SetRemoteAddr's address, if set
+
 	closed   atomic.Bool  // set once, on the loop, when gnet reports the close
 	closing  atomic.Bool  // Close or CloseWith was called: no more frames reach the handler
 	writable atomic.Bool  // below the high watermark (see Limits)
@@ -78,8 +80,21 @@ func (s *Session) ID() uint64 { return s.id }
 // handler.
 func (s *Session) Manager() *Manager { return s.mgr }
 
-// RemoteAddr returns the peer's address, captured when the session was made.
-func (s *Session) RemoteAddr() net.Addr { return s.remote }
+// RemoteAddr returns the peer's address: the connection's, captured when
+// the session was made, or the one SetRemoteAddr set.
+func (s *Session) RemoteAddr() net.Addr {
+	if p := s.peer.Load(); p != nil {
+		return p.a
+	}
+	return s.remote
+}
+
+// SetRemoteAddr replaces the address RemoteAddr reports: the client's, as
+// a trusted proxy's PROXY protocol header gives it. For the server, before
+// Add. Any goroutine.
+func (s *Session) SetRemoteAddr(a net.Addr) { s.peer.Store(&peerAddr{a}) }
+
+type peerAddr struct{ a net.Addr }
 
 // Context returns the value stored by SetContext, or nil.
 func (s *Session) Context() any {

@@ -426,7 +426,8 @@ func TestWebSocketHostilePeers(t *testing.T) {
 	logs := &syncBuffer{}
 	srv := startServer(t, demo.Broadcast{},
 		handler.WithCodec(codec.Packet(0)), handler.WithLogger(zerolog.New(logs)), handler.WithTick(20*time.Millisecond),
-		handler.WithWebSocket("127.0.0.1:0", handler.WebSocketConfig{Config: ws.Config{Path: "/ws"}, HandshakeTimeout: 300 * time.Millisecond}))
+		handler.WithHandshakeTimeout(300*time.Millisecond),
+		handler.WithWebSocket("127.0.0.1:0", handler.WebSocketConfig{Config: ws.Config{Path: "/ws"}}))
 
 	healthy := dialWS(t, srv)
 	stop := make(chan struct{})
@@ -557,7 +558,7 @@ func TestWebSocketHostilePeers(t *testing.T) {
 			codes[l.Code]++
 		case strings.HasPrefix(l.Message, "herald: closing websocket connection: bad handshake"):
 			handshakes++
-		case l.Message == "herald: closing session" && strings.Contains(l.Error, "websocket handshake"):
+		case l.Message == "herald: closing session" && strings.Contains(l.Error, "handshake not completed"):
 			timeouts++
 		}
 	}
