@@ -28,13 +28,16 @@ type Server struct {
 	gnet.BuiltinEventEngine
 
 	// Fixed after NewServer.
-	h           Handler
-	wh          WritabilityHandler // h, if it is one
-	opts        options
-	codec       codec.Codec
-	sizer       codec.Sizer // codec, if it is one
-	log         zerolog.Logger
-	mgr         *sessionmgr.Manager
+	h     Handler
+	wh    WritabilityHandler // h, if it is one
+	opts  options
+	codec codec.Codec
+	sizer codec.Sizer // codec, if it is one
+	log   zerolog.Logger
+	mgr   *sessionmgr.Manager
+
+	// Fixed after NewServer: how connections open and what WebSocket
+	// sessions carry.
 	wsOp        ws.Opcode     // a WebSocket session's message type for the codec (WithWebSocket)
 	wsTrim      []byte        // the codec's delimiter, left off a WebSocket message; nil for a binary codec
 	openTimeout time.Duration // the handshake timeout; 0 when no connection has a handshake

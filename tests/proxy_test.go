@@ -174,7 +174,9 @@ func TestProxyProtocol(t *testing.T) {
 		t.Errorf("bad headers opened sessions: %v", got[len(want):])
 	}
 	n := len(logLines(t, logs, func(l logLine) bool { return l.Message == "herald: closing connection: bad PROXY protocol header" }))
-	timeouts := len(logLines(t, logs, func(l logLine) bool { return l.Message == "herald: closing session" && strings.Contains(l.Error, "handshake not completed") }))
+	timeouts := len(logLines(t, logs, func(l logLine) bool {
+		return l.Message == "herald: closing session" && strings.Contains(l.Error, "handshake not completed")
+	}))
 	if n != 4 || timeouts != 2 {
 		t.Errorf("logged %d bad headers and %d handshake timeouts; want 4 and 2", n, timeouts)
 	}
