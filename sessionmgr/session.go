@@ -32,9 +32,6 @@ type Session struct {
 	remote net.Addr
 	mgr    *Manager
 	loop   *Loop
-	ws     *wsWire // nil: raw TCP; set by SetWebSocket before Add
-
-	peer atomic.Pointer[peerAddr] // SetRemoteAddr's address, if set
 
 	closed   atomic.Bool  // set once, on the loop, when gnet reports the close
 	closing  atomic.Bool  // Close or CloseWith was called: no more frames reach the handler
@@ -71,6 +68,11 @@ type Session struct {
 	groups []*Group // guarded by the Manager's mu
 
 	held heldStats // published by the loop (held.go)
+
+	// Set by the server before Add, then fixed; last, so that they move no
+	// field of the TCP path.
+	ws   *wsWire                  // nil: raw TCP; set by SetWebSocket
+	peer atomic.Pointer[peerAddr] // SetRemoteAddr's address, if set
 }
 
 // ID returns the session's id, unique within its Manager.
