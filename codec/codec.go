@@ -93,6 +93,15 @@ type Sizer interface {
 	FrameSize(in []byte) int
 }
 
+// Delimited is implemented by a codec whose frames end with a delimiter
+// (Line, Delimiter): a text protocol. A WebSocket session carries such a
+// frame as a text message without its delimiter (see handler.WithWebSocket).
+type Delimited interface {
+	// Delimiter returns the bytes that end every frame; the caller must not
+	// change them.
+	Delimiter() []byte
+}
+
 // NewBuffer encodes f once into a new sendbuffer.Buffer holding one reference
 // owned by the caller; send it to one session or broadcast it to many.
 func NewBuffer(c Codec, f Frame) (*sendbuffer.Buffer, error) {

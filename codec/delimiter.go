@@ -54,9 +54,14 @@ type delimiter struct {
 	trimCR bool // Line: drop one "\r" before the delimiter
 }
 
-var _ Codec = delimiter{}
+var (
+	_ Codec     = delimiter{}
+	_ Delimited = delimiter{}
+)
 
 func (d delimiter) Name() string { return d.name }
+
+func (d delimiter) Delimiter() []byte { return d.delim }
 
 func (d delimiter) Decode(in []byte) (Frame, int, error) {
 	window := in[:min(len(in), d.max+len(d.delim))]

@@ -1,6 +1,9 @@
 package handler
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Close reasons and server errors. OnDisconnected receives them wrapped; test
 // with errors.Is.
@@ -20,6 +23,14 @@ var (
 	// ErrFrameTimeout: the session started a frame and did not finish it
 	// within the frame timeout.
 	ErrFrameTimeout = errors.New("herald/handler: frame not completed in time")
+	// ErrHandshakeTimeout: a connection did not finish opening (its PROXY
+	// header or WebSocket handshake) within the handshake timeout
+	// (WithHandshakeTimeout). It wraps ErrFrameTimeout, and is counted with
+	// it.
+	ErrHandshakeTimeout = fmt.Errorf("%w: handshake not completed in time", ErrFrameTimeout)
+	// ErrPeerClose: a WebSocket peer closed the session with a close frame
+	// (the close handshake); counted as a close by the peer.
+	ErrPeerClose = errors.New("herald/handler: websocket closed by the peer")
 	// ErrBadOption: an Option's value is invalid.
 	ErrBadOption = errors.New("herald/handler: invalid option")
 )

@@ -57,6 +57,9 @@ type counters struct {
 // closeReason returns the index in counters.closed of a close with
 // recorded reason (Session.CloseReason) and gnet's error err.
 func closeReason(recorded, err error) int {
+	if errors.Is(recorded, ErrPeerClose) {
+		return len(closeReasons) // peer: a WebSocket close handshake
+	}
 	if recorded == nil {
 		if err != nil {
 			return len(closeReasons) // peer

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/herald-mmo/herald/codec"
@@ -23,6 +24,11 @@ type options struct {
 	idleTimeout  time.Duration
 	frameTimeout time.Duration
 	tick         time.Duration
+	wsAddr       string // WithWebSocket; "": no WebSocket listener
+	ws           WebSocketConfig
+	proxy        bool           // WithProxyProtocol
+	proxyFrom    []netip.Prefix // its trusted proxies
+	handshake    time.Duration  // WithHandshakeTimeout; 0: the default (openTimeout)
 }
 
 func defaultOptions() options {
@@ -73,6 +79,13 @@ func WithIdleTimeout(d time.Duration) Option { return func(o *options) { o.idleT
 // WithFrameTimeout closes a session that starts a frame and does not finish
 // it within d (0: never), so a peer cannot park half a frame on the server.
 func WithFrameTimeout(d time.Duration) Option { return func(o *options) { o.frameTimeout = d } }
+
+// WithHandshakeTimeout closes a connection that has not finished opening
+// within d: its PROXY protocol header (WithProxyProtocol) or its WebSocket
+// handshake (WithWebSocket) has not arrived whole. Default: the frame
+// timeout, or 10 s without one. Counted and logged as a frame timeout
+// (ErrHandshakeTimeout).
+func WithHandshakeTimeout(d time.Duration) Option { return func(o *options) { o.handshake = d } }
 
 // WithTick sets how often the server checks timeouts and re-checks
 // sessions whose bytes are still in gnet's outbound buffer (default 100 ms).

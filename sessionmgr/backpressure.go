@@ -132,7 +132,7 @@ func (s *Session) hold(e entry) {
 		if i := s.keys[e.key] - s.backlogBase; i >= 0 && i < len(s.backlog) && s.backlog[i].key == e.key {
 			old := s.backlog[i]
 			d := e.cost() - old.cost()
-			s.backlogBytes += e.b.Len() - old.b.Len()
+			s.backlogBytes += s.size(e.b) - s.size(old.b)
 			s.backlogCost += d
 			s.addHeld(d)
 			e.b.Share(1)
@@ -161,7 +161,7 @@ func (s *Session) hold(e entry) {
 	e.b.Share(1)
 	s.backlog = append(s.backlog, e)
 	s.backlogAt = append(s.backlogAt, s.loop.clock())
-	s.backlogBytes += e.b.Len()
+	s.backlogBytes += s.size(e.b)
 	s.backlogCost += c
 	s.addHeld(c)
 }
@@ -218,7 +218,7 @@ func (s *Session) overLimit(e entry) {
 // as unsent when the close lands, and every later frame is refused too.
 func (s *Session) refuse(b *sendbuffer.Buffer) {
 	s.refused++
-	s.refusedBytes += b.Len()
+	s.refusedBytes += s.size(b)
 }
 
 // setWritable flips the session's writability and tells OnWritable.

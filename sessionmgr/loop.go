@@ -263,7 +263,7 @@ func (l *Loop) enqueue(s *Session, b *sendbuffer.Buffer) {
 		l.waiting++
 	}
 	s.pending = append(s.pending, e)
-	s.pendingBytes += b.Len()
+	s.pendingBytes += s.size(b)
 	if len(s.pending) >= flushAt {
 		l.flush(s)
 	}
@@ -297,10 +297,17 @@ func (l *Loop) reply(s *Session, p []byte) error {
 		l.enqueue(s, b)
 		return nil
 	}
-	if _, err := s.conn.Write(p); err != nil {
+	n := len(p)
+	var err error
+	if s.ws == nil {
+		_, err = s.conn.Write(p)
+	} else {
+		n, err = l.writeWS(s, p)
+	}
+	if err != nil {
 		return ErrSessionClosed // gnet closed the connection; OnClose marked s closed
 	}
-	s.sent(1, len(p))
+	s.sent(1, n)
 	s.outbound = s.conn.OutboundBuffered()
 	l.settle(s)
 	s.publish()
@@ -374,13 +381,21 @@ func (l *Loop) settle(s *Session) {
 // or the connection fails. It returns how many entries it wrote.
 func (l *Loop) write(s *Session, list []entry, pending bool) (n int) {
 	high := s.mgr.cfg.Limits.HighWatermark
+	maxK := MaxBatchSlices
+	if s.ws != nil {
+		maxK = MaxBatchSlices / 2 // a large frame takes two iovecs: header and frame
+	}
 	for n < len(list) && s.outbound < high && !s.closed.Load() {
 		k, kb := 0, 0
-		for n+k < len(list) && k < MaxBatchSlices && (k == 0 || kb+list[n+k].b.Len() <= MaxBatchBytes) {
-			kb += list[n+k].b.Len()
+		for n+k < len(list) && k < maxK && (k == 0 || kb+s.size(list[n+k].b) <= MaxBatchBytes) {
+			kb += s.size(list[n+k].b)
 			k++
 		}
-		l.coalesce(list[n : n+k])
+		if s.ws == nil {
+			l.coalesce(list[n : n+k])
+		} else {
+			l.coalesceWS(s.ws, list[n:n+k])
+		}
 		var err error
 		// One iovec goes through write(2): it took herald's CPU per echo
 		// round trip from 1.14x to 1.01x of gnet echo's (BENCHMARKS.md).

@@ -80,6 +80,11 @@ type Session struct {
 	removed bool     // Remove or Closed ran: never tracked again
 
 	held heldStats // published by the loop (held.go)
+
+	// Set by the server before Add, then fixed; last, so that they move no
+	// field of the TCP path.
+	ws   *wsWire                  // nil: raw TCP; set by SetWebSocket
+	peer atomic.Pointer[peerAddr] // SetRemoteAddr's address, if set
 }
 
 // ID returns the session's id, unique within its Manager.
@@ -89,8 +94,21 @@ func (s *Session) ID() uint64 { return s.id }
 // handler.
 func (s *Session) Manager() *Manager { return s.mgr }
 
-// RemoteAddr returns the peer's address, captured when the session was made.
-func (s *Session) RemoteAddr() net.Addr { return s.remote }
+// RemoteAddr returns the peer's address: the connection's, captured when
+// the session was made, or the one SetRemoteAddr set.
+func (s *Session) RemoteAddr() net.Addr {
+	if p := s.peer.Load(); p != nil {
+		return p.a
+	}
+	return s.remote
+}
+
+// SetRemoteAddr replaces the address RemoteAddr reports: the client's, as
+// a trusted proxy's PROXY protocol header gives it. For the server, before
+// Add. Any goroutine.
+func (s *Session) SetRemoteAddr(a net.Addr) { s.peer.Store(&peerAddr{a}) }
+
+type peerAddr struct{ a net.Addr }
 
 // Context returns the value stored by SetContext, or nil.
 func (s *Session) Context() any {

@@ -16,6 +16,8 @@ import (
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/handler"
 	"github.com/herald-mmo/herald/sessionmgr"
+	"github.com/herald-mmo/herald/transport/proxyproto"
+	"github.com/herald-mmo/herald/transport/ws"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 )
@@ -25,6 +27,9 @@ import (
 func Main(name, addr, codecName string, h handler.Handler) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	addrF := fs.String("addr", addr, "TCP address to listen on")
+	wsF := fs.String("ws", "", "also accept WebSocket sessions on this address, endpoint /ws (e.g. 127.0.0.1:7080); a message carries one frame of -codec")
+	proxyF := fs.Bool("proxy-protocol", false, "every connection (TCP and -ws) starts with a PROXY protocol v1/v2 header from a trusted proxy; sessions see the client's address")
+	proxyFrom := fs.String("proxy-from", proxyproto.DefaultTrusted, "with -proxy-protocol: the proxies allowed to connect, as CIDR,...; anyone else is refused")
 	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v, fixed:N, delimiter:BYTES", codec.Names))
 	maxFrame := fs.Int("max-frame", 65535, "largest frame accepted, header included")
 	multicore := fs.Bool("multicore", false, "one event loop per CPU")
@@ -61,10 +66,24 @@ func Main(name, addr, codecName string, h handler.Handler) {
 		log.Fatal().Err(err).Msg(name + ": bad -slow-policy")
 	}
 	limits := sessionmgr.Limits{LowWatermark: *low, HighWatermark: *high, MaxPending: *maxPending, Policy: policy}
-	srv, err := handler.NewServer(h,
+	opts := []handler.Option{
 		handler.WithAddr(*addrF), handler.WithCodec(c), handler.WithMulticore(*multicore),
 		handler.WithLoops(*loops), handler.WithLogger(log), handler.WithLimits(limits),
-		handler.WithMaxConns(*maxConns), handler.WithMaxHeld(*maxHeld), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout))
+		handler.WithMaxConns(*maxConns), handler.WithMaxHeld(*maxHeld), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout),
+	}
+	if *wsF != "" {
+		// A message holds one frame: the max frame bounds it (a line's
+		// message is its body, which -max-frame bounds too).
+		opts = append(opts, handler.WithWebSocket(*wsF, handler.WebSocketConfig{Config: ws.Config{Path: "/ws"}, MaxMessage: *maxFrame}))
+	}
+	if *proxyF {
+		trusted, err := proxyproto.ParsePrefixes(*proxyFrom)
+		if err != nil {
+			log.Fatal().Err(err).Msg(name + ": bad -proxy-from")
+		}
+		opts = append(opts, handler.WithProxyProtocol(trusted))
+	}
+	srv, err := handler.NewServer(h, opts...)
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad flags")
 	}
