@@ -23,6 +23,7 @@ type options struct {
 	idleTimeout  time.Duration
 	frameTimeout time.Duration
 	tick         time.Duration
+	backplane    NewBackplane
 }
 
 func defaultOptions() options {
