@@ -504,6 +504,15 @@ paired() {
 }
 
 declare -A MED
+# ratio_row SCENARIO SERVER BASELINE: SERVER's medians over BASELINE's and
+# the paired throughput ratio, one line.
+ratio_row() {
+	printf '%-9s %-40s %12s %12s %10s  %s\n' "$1" "$2/$3" \
+		"$(ratio "${MED[$1.$2.tp]}" "${MED[$1.$3.tp]}")" \
+		"$(ratio "${MED[$1.$2.cpu]}" "${MED[$1.$3.cpu]}")" \
+		"$(ratio "${MED[$1.$2.p99]}" "${MED[$1.$3.p99]}")" \
+		"$(PAIRED_NUM=$2 paired "$1" 4 "$3")"
+}
 echo
 echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong, ppepoll);"
 echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong, ppepoll)"
@@ -537,20 +546,12 @@ for scenario in $SCENARIOS; do
 		[[ $list == *" herald2 "* ]] || continue
 		for b in redis herald; do
 			[[ $list == *" $b "* ]] || continue
-			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald2/$b" \
-				"$(ratio "${MED[$scenario.herald2.tp]}" "${MED[$scenario.$b.tp]}")" \
-				"$(ratio "${MED[$scenario.herald2.cpu]}" "${MED[$scenario.$b.cpu]}")" \
-				"$(ratio "${MED[$scenario.herald2.p99]}" "${MED[$scenario.$b.p99]}")" \
-				"$(PAIRED_NUM=herald2 paired "$scenario" 4 "$b")"
+			ratio_row "$scenario" herald2 "$b"
 		done
 	elif [[ $scenario == fanout* ]]; then
 		for b in redis nats gnetcopy gochan; do
 			[[ $list == *" $b "* ]] || continue
-			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/$b" \
-				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.$b.tp]}")" \
-				"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$b.cpu]}")" \
-				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$b.p99]}")" \
-				"$(paired "$scenario" 4 "$b")"
+			ratio_row "$scenario" herald "$b"
 		done
 	else
 		best= bestv=

@@ -100,15 +100,20 @@ func TestBackplaneJoinFollowsMembers(t *testing.T) {
 	want("no sessions again", map[string]int{})
 }
 
+// backplaneSetup returns a Manager with a fake backplane and a running
+// loop, after checkBuffers.
+func backplaneSetup(t *testing.T) (*fakeBackplane, *Manager, *fakeLoop) {
+	checkBuffers(t)
+	bp := newFakeBackplane()
+	return bp, newManager(t, Config{Backplane: bp}), newLoop(t).start()
+}
+
 // TestBackplanePublishAndDeliver: Broadcast publishes once and delivers
 // here once; Multicast and Send stay here; what the backplane delivers
 // reaches the group's members here once and is not published again; frames
 // for a group with no members here are counted and dropped.
 func TestBackplanePublishAndDeliver(t *testing.T) {
-	checkBuffers(t)
-	bp := newFakeBackplane()
-	m := newManager(t, Config{Backplane: bp})
-	fl := newLoop(t).start()
+	bp, m, fl := backplaneSetup(t)
 	a, ca := newSession(t, m, fl)
 	b, cb := newSession(t, m, fl)
 	m.Group("room").Join(a)
@@ -154,10 +159,7 @@ func TestBackplanePublishAndDeliver(t *testing.T) {
 // TestBackplaneFlushPerCallback: broadcasts made inside a handler callback
 // are flushed once, when the callback ends, not one by one.
 func TestBackplaneFlushPerCallback(t *testing.T) {
-	checkBuffers(t)
-	bp := newFakeBackplane()
-	m := newManager(t, Config{Backplane: bp})
-	fl := newLoop(t).start()
+	bp, m, fl := backplaneSetup(t)
 	a, _ := newSession(t, m, fl)
 	fl.callback(a, func() {
 		for i := range 5 {
