@@ -13,7 +13,8 @@ import (
 // and its bytes are published once to the backplane under the group's name
 // (backplane.AllSessions for Manager.Broadcast). The frames are the
 // codec's wire bytes, so every node of a room must use the same codec.
-// Multicast and Send stay on this node.
+// Multicast and Send stay on this node, and so does a room called "" (its
+// name is backplane.AllSessions, every session's).
 //
 // The Manager joins a group's name on the backplane while the group has
 // members here (its count goes 0 -> 1 and back, in members.go), and

@@ -94,18 +94,20 @@ func TestBackplaneJoinFollowsMembers(t *testing.T) {
 	want("room empty", map[string]int{backplane.AllSessions: 1})
 	g.Join(a) // the freed handle registers the room again
 	want("room again", map[string]int{backplane.AllSessions: 1, "room": 1})
+	m.Group("").Join(b) // a room called "" stays here: its name is every session's
+	want(`a room called ""`, map[string]int{backplane.AllSessions: 1, "room": 1})
 	remove(fls[0], m, a) // leaves every group
 	want("a removed", map[string]int{backplane.AllSessions: 1})
 	remove(fls[1], m, b)
 	want("no sessions again", map[string]int{})
 }
 
-// backplaneSetup returns a Manager with a fake backplane and a running
-// loop, after checkBuffers.
+// backplaneSetup returns a Manager with a fake backplane and a stepped
+// loop (the test goroutine runs its tasks: fl.drain), after checkBuffers.
 func backplaneSetup(t *testing.T) (*fakeBackplane, *Manager, *fakeLoop) {
 	checkBuffers(t)
 	bp := newFakeBackplane()
-	return bp, newManager(t, Config{Backplane: bp}), newLoop(t).start()
+	return bp, newManager(t, Config{Backplane: bp}), newLoop(t)
 }
 
 // TestBackplanePublishAndDeliver: Broadcast publishes once and delivers
@@ -121,6 +123,7 @@ func TestBackplanePublishAndDeliver(t *testing.T) {
 	m.Group("room").Broadcast(newFrame(0, 0, 20))
 	m.Broadcast(newFrame(0, 1, 20))
 	m.Group("empty").Broadcast(newFrame(0, 2, 20)) // no members here: still published
+	m.Group("").Broadcast(newFrame(0, 9, 20))      // a room called "": never published (no members either)
 	m.Multicast(newFrame(0, 3, 20), func(*Session) bool { return true })
 	_ = b.Send(newFrame(0, 4, 20))
 	m.Deliver("room", [][]byte{frameBytes(1, 0, 20), frameBytes(1, 1, 20)})

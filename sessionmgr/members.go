@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/herald-mmo/herald/backplane"
 	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 )
@@ -170,11 +171,16 @@ func sortByID(ss []*Session) {
 // With a backplane it also publishes b's bytes once for the group's members
 // on the other nodes (see backplane.go), whether or not it has members here.
 func (g *Group) Broadcast(b *sendbuffer.Buffer) {
-	if g.mgr.bp != nil {
+	if g.mgr.bp != nil && g.spans() {
 		g.mgr.publish(g.name, b.Bytes())
 	}
 	g.local(b)
 }
+
+// spans reports whether g's broadcasts cross the backplane: every group's
+// but a room called "", whose name is the backplane's for every session
+// (backplane.AllSessions), so it stays on its node.
+func (g *Group) spans() bool { return g.all || g.name != backplane.AllSessions }
 
 // local is Broadcast on this node only.
 func (g *Group) local(b *sendbuffer.Buffer) {
@@ -248,7 +254,7 @@ func (g *Group) add(s *Session) *Group {
 		}
 		g.members[s] = struct{}{}
 	}
-	if g.n++; g.n == 1 && g.mgr.bp != nil {
+	if g.n++; g.n == 1 && g.mgr.bp != nil && g.spans() {
 		// Under mu, so the backplane's Joins and Leaves for the name pair
 		// up as the count crosses zero. Join only queues; a name the
 		// backplane refuses (too long) stays on this node, and its
@@ -270,7 +276,7 @@ func (g *Group) add(s *Session) *Group {
 func (g *Group) del(s *Session) {
 	g.mu.Lock()
 	delete(g.members, s)
-	if g.n--; g.n == 0 && g.mgr.bp != nil {
+	if g.n--; g.n == 0 && g.mgr.bp != nil && g.spans() {
 		g.mgr.bp.Leave(g.name)
 	}
 	gl := g.loopFor(s.loop)
