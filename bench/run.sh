@@ -13,7 +13,7 @@
 # Usage: bench/run.sh            (from anywhere inside the repository)
 #        ROUNDS=1 QUICK=1 bench/run.sh     smoke run, well under a minute
 #
-# Scenarios (SCENARIOS, default all seven):
+# Scenarios (SCENARIOS, default all eight):
 #   fanout1   fan-out FANOUT1 clients x frames (default 200x200), SIZE-byte
 #             payloads, window WINDOW: herald, gnetcopy, gochan, redis pub/sub,
 #             nats-server
@@ -26,6 +26,12 @@
 #             time after 1 s, then a disconnect storm: herald, gnetcopy,
 #             gochan; memory per session (VmRSS), time until every session
 #             has a broadcast, longest storm probe
+#   twonode   fan-out TWONODE clients x frames (default 200x200) over two
+#             herald nodes sharing the room through one nats-server
+#             ("herald2": cmd/broadcast -nats, loadgen's clients alternate
+#             between the nodes), next to one herald node and redis pub/sub
+#             (TWONODE_SERVERS); cpu and peak memory are summed over every
+#             server process (both nodes and nats-server for herald2)
 #   stream    echo, pipelined byte stream, MB/s: herald echo, gnetecho, netecho
 #   pingpong  echo, one message in flight per client, msgs/s: same servers
 #   ppepoll   pingpong with loadgen's epoll engine (-engine epoll): every
@@ -34,10 +40,11 @@
 # Environment knobs (defaults in brackets; QUICK=1 shrinks the sizes):
 #   ROUNDS [5]           rounds; medians are over the rounds
 #   QUICK [0]            1: fanout 50x50 and 20x200, echo runs of 1s
-#   SCENARIOS            subset of "fanout1 fanout2 fanout3 stream pingpong ppepoll scale"
+#   SCENARIOS            subset of "fanout1 fanout2 fanout3 twonode stream pingpong ppepoll scale"
 #   FANOUT1 [200x200]    CLIENTSxFRAMES per client
 #   FANOUT2 [50x1000]
 #   FANOUT3 [1000x40]    FANOUT3_SERVERS ["herald redis nats"]
+#   TWONODE [200x200]    TWONODE_SERVERS ["herald herald2 redis"]
 #   SCALE_CLIENTS [10000]  SCALE_BROADCASTS [5]  SCALE_SERVERS ["herald gnetcopy gochan"]
 #   SIZE [64]            fan-out payload bytes
 #   WINDOW [16]          fan-out frames outstanding per client
@@ -86,6 +93,7 @@ if [[ $QUICK == 1 ]]; then
 	FANOUT1=${FANOUT1:-50x50}
 	FANOUT2=${FANOUT2:-20x200}
 	FANOUT3=${FANOUT3:-200x20}
+	TWONODE=${TWONODE:-50x50}
 	SCALE_CLIENTS=${SCALE_CLIENTS:-2000}
 	ECHO_DURATION=${ECHO_DURATION:-1s}
 fi
@@ -93,6 +101,8 @@ FANOUT1=${FANOUT1:-200x200}
 FANOUT2=${FANOUT2:-50x1000}
 FANOUT3=${FANOUT3:-1000x40}
 FANOUT3_SERVERS=${FANOUT3_SERVERS:-herald redis nats}
+TWONODE=${TWONODE:-200x200}
+TWONODE_SERVERS=${TWONODE_SERVERS:-herald herald2 redis}
 SCALE_CLIENTS=${SCALE_CLIENTS:-10000}
 SCALE_BROADCASTS=${SCALE_BROADCASTS:-5}
 SCALE_SERVERS=${SCALE_SERVERS:-herald gnetcopy gochan}
@@ -105,7 +115,7 @@ STREAM_WINDOW=${STREAM_WINDOW:-16}
 PINGPONG_CLIENTS=${PINGPONG_CLIENTS:-50}
 PINGPONG_SIZE=${PINGPONG_SIZE:-64}
 ECHO_DURATION=${ECHO_DURATION:-5s}
-SCENARIOS=${SCENARIOS:-fanout1 fanout2 fanout3 stream pingpong ppepoll scale}
+SCENARIOS=${SCENARIOS:-fanout1 fanout2 fanout3 twonode stream pingpong ppepoll scale}
 FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis nats}
 ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
 FANOUT_MULTICORE=${FANOUT_MULTICORE:-${MULTICORE:-false}}
@@ -129,12 +139,14 @@ RESULTS=$OUT/results.tsv
 SCALE_RESULTS=$OUT/scale.tsv
 CLK_TCK=$(getconf CLK_TCK)
 SERVER_PID=
+EXTRA_PIDS=() # the other processes of a run with several (herald2)
 
 cleanup() {
-	if [[ -n $SERVER_PID ]]; then
-		kill -KILL "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
+	local p
+	for p in $SERVER_PID "${EXTRA_PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$BIN"
 }
 trap cleanup EXIT
@@ -173,7 +185,7 @@ else
 	log "NOTE: redis-server is not installed; redis runs skipped (install: apt-get install redis-server)"
 fi
 HAVE_NATS=0
-if [[ " $FANOUT_SERVERS $FANOUT3_SERVERS " == *" nats "* ]]; then
+if [[ " $FANOUT_SERVERS $FANOUT3_SERVERS " == *" nats "* || " $SCENARIOS " == *" twonode "* ]]; then
 	if (cd "$BIN" && GOBIN=$BIN GOFLAGS= go install "github.com/nats-io/nats-server/v2@$NATS_VERSION") >"$OUT/nats-build.log" 2>&1; then
 		HAVE_NATS=1
 	else
@@ -195,6 +207,23 @@ cpu_ticks() {
 # peak_rss_kb PID: VmHWM of PID in kB.
 peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
+# all_cpu_ticks, all_peak_rss_kb, all_alive: the same (and kill -0) over
+# the run's server processes, SERVER_PID and EXTRA_PIDS, summed.
+all_cpu_ticks() {
+	local p t=0
+	for p in $SERVER_PID "${EXTRA_PIDS[@]}"; do t=$((t + $(cpu_ticks "$p"))); done
+	echo "$t"
+}
+all_peak_rss_kb() {
+	local p t=0
+	for p in $SERVER_PID "${EXTRA_PIDS[@]}"; do t=$((t + $(peak_rss_kb "$p"))); done
+	echo "$t"
+}
+all_alive() {
+	local p
+	for p in $SERVER_PID "${EXTRA_PIDS[@]}"; do kill -0 "$p" 2>/dev/null || return 1; done
+}
+
 # wait_ready PORT PID: wait up to 5s for PORT to accept connections.
 wait_ready() {
 	local i
@@ -208,18 +237,22 @@ wait_ready() {
 	return 1
 }
 
-# stop_server: SIGTERM, then SIGKILL after 5s.
+# stop_server: SIGTERM, then SIGKILL after 5s; herald nodes before the
+# nats-server they use (EXTRA_PIDS lists it first).
 stop_server() {
-	local i
-	[[ -n $SERVER_PID ]] || return 0
-	kill -TERM "$SERVER_PID" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
+	local i p pids=()
+	[[ -n $SERVER_PID ]] && pids+=("$SERVER_PID")
+	for ((i = ${#EXTRA_PIDS[@]} - 1; i >= 0; i--)); do pids+=("${EXTRA_PIDS[i]}"); done
+	for p in "${pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
 	done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
+	SERVER_PID= EXTRA_PIDS=()
 }
 
 # jnum KEY: the number after "KEY": in the JSON on stdin.
@@ -233,14 +266,27 @@ run_one() {
 	addr=127.0.0.1:$port
 	local multicore=$ECHO_MULTICORE
 	case $scenario in
-	fanout1 | fanout2 | fanout3) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	fanout1 | fanout2 | fanout3 | twonode) kind=fanout multicore=$FANOUT_MULTICORE ;;
 	scale) kind=fanout multicore=$SCALE_MULTICORE ;;
 	ppepoll) kind=echo multicore=$PPEPOLL_MULTICORE ;;
 	*) kind=echo ;;
 	esac
 
-	local -a srv lg
+	local -a srv srv2 lg
+	local nport= port2= lgaddr=$addr
 	case $server in
+	herald2)
+		nport=$("$BIN/loadgen" -free-port)
+		port2=$("$BIN/loadgen" -free-port)
+		while [[ $port2 == "$port" || $port2 == "$nport" || $nport == "$port" ]]; do
+			nport=$("$BIN/loadgen" -free-port)
+			port2=$("$BIN/loadgen" -free-port)
+		done
+		read -ra extra <<<"$HERALD_ARGS"
+		srv=("$BIN/herald-broadcast" -addr "$addr" -nats "nats://127.0.0.1:$nport" -node east -multicore="$multicore" "${extra[@]}")
+		srv2=("$BIN/herald-broadcast" -addr "127.0.0.1:$port2" -nats "nats://127.0.0.1:$nport" -node west -multicore="$multicore" "${extra[@]}")
+		lgaddr=$addr,127.0.0.1:$port2
+		;;
 	herald | base)
 		if [[ $kind == fanout ]]; then
 			srv=("$BIN/$server-broadcast" -addr "$addr")
@@ -269,10 +315,11 @@ run_one() {
 		run_scale "$server" "$round" "$addr" "$port" "${srv[@]}"
 		return
 		;;
-	fanout1 | fanout2 | fanout3)
+	fanout1 | fanout2 | fanout3 | twonode)
 		local shape=$FANOUT1
 		[[ $scenario == fanout2 ]] && shape=$FANOUT2
 		[[ $scenario == fanout3 ]] && shape=$FANOUT3
+		[[ $scenario == twonode ]] && shape=$TWONODE
 		clients=${shape%x*} messages=${shape#*x}
 		mode=fanout
 		[[ $server == redis ]] && mode=pubsub
@@ -291,10 +338,18 @@ run_one() {
 		;;
 	esac
 
-	local tag=$scenario.$server.$round
+	local tag=$scenario.$server.$round started=1
+	if [[ $server == herald2 ]]; then
+		"$BIN/nats-server" -a 127.0.0.1 -p "$nport" >"$OUT/$tag.nats.log" 2>&1 &
+		EXTRA_PIDS+=($!)
+		wait_ready "$nport" "${EXTRA_PIDS[0]}" || started=0
+		"${srv2[@]}" >"$OUT/$tag.server2.log" 2>&1 &
+		EXTRA_PIDS+=($!)
+		((started)) && { wait_ready "$port2" "${EXTRA_PIDS[1]}" || started=0; }
+	fi
 	"${srv[@]}" >"$OUT/$tag.server.log" 2>&1 &
 	SERVER_PID=$!
-	if ! wait_ready "$port" "$SERVER_PID"; then
+	if ! ((started)) || ! wait_ready "$port" "$SERVER_PID"; then
 		log "  $tag: server did not start; see $OUT/$tag.server.log"
 		tail -n 5 "$OUT/$tag.server.log" >&2 || true
 		stop_server
@@ -302,12 +357,12 @@ run_one() {
 		return
 	fi
 	local cpu0 cpu1 rss json rc=0
-	cpu0=$(cpu_ticks "$SERVER_PID")
-	json=$(timeout "$((RUN_TIMEOUT + 10))" "$BIN/loadgen" -addr "$addr" "${lg[@]}" -json -quiet \
+	cpu0=$(all_cpu_ticks)
+	json=$(timeout "$((RUN_TIMEOUT + 10))" "$BIN/loadgen" -addr "$lgaddr" "${lg[@]}" -json -quiet \
 		-timeout "${RUN_TIMEOUT}s" 2>"$OUT/$tag.loadgen.log") || rc=$?
-	if kill -0 "$SERVER_PID" 2>/dev/null; then
-		cpu1=$(cpu_ticks "$SERVER_PID")
-		rss=$(peak_rss_kb "$SERVER_PID")
+	if all_alive; then
+		cpu1=$(all_cpu_ticks)
+		rss=$(all_peak_rss_kb)
 	else
 		cpu1=$cpu0 rss=0
 		log "  $tag: server died during the run; see $OUT/$tag.server.log"
@@ -395,14 +450,16 @@ servers_for() {
 	case $1 in
 	fanout1 | fanout2) list=$FANOUT_SERVERS ;;
 	fanout3) list=$FANOUT3_SERVERS ;;
+	twonode) list=$TWONODE_SERVERS ;;
 	scale) list=$SCALE_SERVERS ;;
 	*) list=$ECHO_SERVERS ;;
 	esac
 	for s in $list; do
 		case $s in
 		herald)
-			if [[ $1 == fanout* ]]; then ((HAVE_HERALD_BROADCAST)) || continue; else ((HAVE_HERALD_ECHO)) || continue; fi
+			if [[ $1 == fanout* || $1 == twonode ]]; then ((HAVE_HERALD_BROADCAST)) || continue; else ((HAVE_HERALD_ECHO)) || continue; fi
 			;;
+		herald2) ((HAVE_HERALD_BROADCAST && HAVE_NATS)) || continue ;;
 		redis) ((HAVE_REDIS)) || continue ;;
 		nats) ((HAVE_NATS)) || continue ;;
 		esac
@@ -414,7 +471,7 @@ servers_for() {
 # ---- runs ------------------------------------------------------------------
 printf 'scenario\tserver\tround\tper_sec\tmb_per_sec\tp50_us\tp99_us\tcpu_ns_per_unit\trss_mb\tcpu_s\terrors\tstatus\n' >"$RESULTS"
 printf 'scenario\tserver\tround\tsessions\tbytes_per_session\tfirst_ms\tmedian_ms\tstorm_max_ms\terrors\tstatus\n' >"$SCALE_RESULTS"
-log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 fanout3=$FANOUT3 scale=$SCALE_CLIENTS size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE ppepoll_multicore=$PPEPOLL_MULTICORE"
+log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 fanout3=$FANOUT3 twonode=$TWONODE scale=$SCALE_CLIENTS size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE ppepoll_multicore=$PPEPOLL_MULTICORE"
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round/$ROUNDS"
 	for scenario in $SCENARIOS; do
@@ -439,18 +496,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print "-";
 paired() {
 	local scenario=$1 c=$2
 	shift 2
-	awk -F'\t' -v s="$scenario" -v c="$c" -v bl="$*" '
+	awk -F'\t' -v s="$scenario" -v c="$c" -v bl="$*" -v h="${PAIRED_NUM:-herald}" '
 		BEGIN { n = split(bl, b, " ") }
 		NR > 1 && $1 == s && $12 == "ok" && $c != "" { v[$2, $3] = $c; r[$3] = 1 }
 		END {
 			for (round in r) {
-				if (!(("herald", round) in v)) continue
+				if (!((h, round) in v)) continue
 				best = ""
 				for (i = 1; i <= n; i++) {
 					if (!((b[i], round) in v)) { best = ""; break }
 					if (best == "" || v[b[i], round] > best) best = v[b[i], round]
 				}
-				if (best != "" && best > 0) print v["herald", round] / best
+				if (best != "" && best > 0) print v[h, round] / best
 			}
 		}' "$RESULTS" | sort -g | awk '{a[NR] = $1} END {
 			if (NR == 0) { print "-"; exit }
@@ -460,6 +517,15 @@ paired() {
 }
 
 declare -A MED
+# ratio_row SCENARIO SERVER BASELINE: SERVER's medians over BASELINE's and
+# the paired throughput ratio, one line.
+ratio_row() {
+	printf '%-9s %-40s %12s %12s %10s  %s\n' "$1" "$2/$3" \
+		"$(ratio "${MED[$1.$2.tp]}" "${MED[$1.$3.tp]}")" \
+		"$(ratio "${MED[$1.$2.cpu]}" "${MED[$1.$3.cpu]}")" \
+		"$(ratio "${MED[$1.$2.p99]}" "${MED[$1.$3.p99]}")" \
+		"$(PAIRED_NUM=$2 paired "$1" 4 "$3")"
+}
 echo
 echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong, ppepoll);"
 echo "server cpu is per delivered frame, per MB echoed (stream) or per round trip (pingpong, ppepoll)"
@@ -488,15 +554,17 @@ printf '%-9s %-40s %12s %12s %10s  %s\n' scenario ratio throughput cpu/unit p99 
 for scenario in $SCENARIOS; do
 	[[ $scenario == scale ]] && continue
 	list=" $(servers_for "$scenario") "
-	[[ $list == *" herald "* ]] || continue
-	if [[ $scenario == fanout* ]]; then
+	[[ $list == *" herald "* || $list == *" herald2 "* ]] || continue
+	if [[ $scenario == twonode ]]; then
+		[[ $list == *" herald2 "* ]] || continue
+		for b in redis herald; do
+			[[ $list == *" $b "* ]] || continue
+			ratio_row "$scenario" herald2 "$b"
+		done
+	elif [[ $scenario == fanout* ]]; then
 		for b in redis nats gnetcopy gochan base; do
 			[[ $list == *" $b "* ]] || continue
-			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/$b" \
-				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.$b.tp]}")" \
-				"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$b.cpu]}")" \
-				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$b.p99]}")" \
-				"$(paired "$scenario" 4 "$b")"
+			ratio_row "$scenario" herald "$b"
 		done
 	else
 		best= bestv=

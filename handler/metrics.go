@@ -124,7 +124,12 @@ var PendingBuckets = []float64{0, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 1
 // conflated, session_closed), protocol_errors_total (by reason),
 // sendbuffers_live and sendbuffers_live_bytes (process-wide),
 // oldest_held_frame_age_seconds (see TopSessions for who holds it),
-// loop_lag_seconds (histogram) and loop_lag_max_seconds (see LoopLag).
+// loop_lag_seconds (histogram) and loop_lag_max_seconds (see LoopLag); and
+// for WithBackplane, backplane_frames_published_total, _received_total,
+// _lost_total, _missing_total (sequence gaps), _unrouted_total (for a group
+// with no members here), backplane_batches_published_total,
+// backplane_malformed_total, backplane_disconnects_total,
+// backplane_reconnects_total and backplane_groups (zero without one).
 func (srv *Server) Collector() prometheus.Collector { return collector{srv} }
 
 type collector struct{ srv *Server }
@@ -167,6 +172,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descOpened, descClosed, descRefused,
 		descFramesIn, descBytesIn, descFramesOut, descBytesOut, descBatch, descPending,
 		descDropped, descProtocol, descBuffers, descBufferBytes, descOldest, descLag, descLagMax} {
+		ch <- d
+	}
+	for _, d := range backplaneDescs {
 		ch <- d
 	}
 }
@@ -239,4 +247,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBufferBytes, float64(sendbuffer.LiveBytes()))
 	gauge(descOldest, srv.oldestHeld(sessions).Seconds())
 	srv.collectLag(ch)
+	srv.collectBackplane(ch)
 }

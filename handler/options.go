@@ -29,6 +29,7 @@ type options struct {
 	proxy        bool           // WithProxyProtocol
 	proxyFrom    []netip.Prefix // its trusted proxies
 	handshake    time.Duration  // WithHandshakeTimeout; 0: the default (openTimeout)
+	backplane    NewBackplane
 }
 
 func defaultOptions() options {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/herald-mmo/herald/backplane"
 	"github.com/herald-mmo/herald/codec"
 	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sessionmgr"
@@ -35,6 +36,9 @@ type Server struct {
 	sizer codec.Sizer // codec, if it is one
 	log   zerolog.Logger
 	mgr   *sessionmgr.Manager
+	bp    backplane.Backplane // nil without WithBackplane
+
+	bpClose sync.Once // closeBackplane
 
 	// Fixed after NewServer: how connections open and what WebSocket
 	// sessions carry.
@@ -104,6 +108,7 @@ type Stats struct {
 	FrameTimeouts uint64 // sessions closed by WithFrameTimeout or WithHandshakeTimeout
 	ProxyRefused  uint64 // connections refused by WithProxyProtocol: not from a trusted proxy
 	sessionmgr.Counters
+	Backplane backplane.Counters // zero without WithBackplane
 }
 
 // NewServer returns a Server that will call h, or an error if an option is
@@ -138,12 +143,20 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 	if o.wsAddr != "" || o.proxy {
 		srv.openTimeout = openTimeout(o)
 	}
-	cfg := sessionmgr.Config{Limits: o.limits, MaxHeld: o.maxHeld, OnSend: srv.onSend, OnSlow: srv.onSlow, OnWritable: srv.onWritable}
-	mgr, err := sessionmgr.NewManager(cfg)
+	bp, bind, err := o.openBackplane()
 	if err != nil {
 		return nil, err
 	}
-	srv.mgr = mgr
+	cfg := sessionmgr.Config{Limits: o.limits, MaxHeld: o.maxHeld, OnSend: srv.onSend, OnSlow: srv.onSlow, OnWritable: srv.onWritable, Backplane: bp}
+	mgr, err := sessionmgr.NewManager(cfg)
+	if err != nil {
+		if bp != nil {
+			_ = bp.Close()
+		}
+		return nil, err
+	}
+	srv.mgr, srv.bp = mgr, bp
+	bind(mgr)
 	return srv, nil
 }
 
@@ -157,6 +170,7 @@ func (srv *Server) Stats() Stats {
 		FrameTimeouts: srv.frameTimeouts.Load(),
 		ProxyRefused:  srv.proxyRefused.Load(),
 		Counters:      srv.mgr.Counters(),
+		Backplane:     srv.backplaneCounters(),
 	}
 }
 
@@ -240,7 +254,9 @@ func (srv *Server) Wait() error {
 // ErrClosedByServer) and waits for the event loops to exit. Frames still
 // pending then are dropped and counted (Stats().Unsent). Every SendBuffer
 // reference is released, also those of writes gnet dropped at shutdown.
+// A backplane (WithBackplane) is closed first.
 func (srv *Server) Stop(ctx context.Context) error {
+	srv.closeBackplane() // first: nothing more arrives from other nodes while the loops drain
 	srv.mu.Lock()
 	started := srv.started
 	srv.mu.Unlock()

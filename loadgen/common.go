@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,21 +227,34 @@ func (b *base) runProgress(interval time.Duration, fn func(Progress), snap count
 	}
 }
 
-// dialAll opens n connections to addr within timeout.
+// dialAll opens n connections to addr within timeout: connection i to the
+// i-th of addr's comma-separated addresses, modulo their number (addrFor).
 func dialAll(ctx context.Context, addr string, n int, timeout time.Duration) ([]net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
 	conns := make([]net.Conn, 0, n)
-	for range n {
-		c, err := d.DialContext(ctx, "tcp", addr)
+	for i := range n {
+		a := addrFor(addr, i)
+		c, err := d.DialContext(ctx, "tcp", a)
 		if err != nil {
 			closeAll(conns)
-			return nil, fmt.Errorf("loadgen: dial %s (connection %d of %d): %w", addr, len(conns)+1, n, err)
+			return nil, fmt.Errorf("loadgen: dial %s (connection %d of %d): %w", a, len(conns)+1, n, err)
 		}
 		conns = append(conns, c)
 	}
 	return conns, nil
+}
+
+// addrFor returns the address connection i dials: addr is one host:port or
+// several, comma-separated, taken in turn (round robin), so fan-out clients
+// can spread over the nodes of a cluster.
+func addrFor(addr string, i int) string {
+	if !strings.Contains(addr, ",") {
+		return addr
+	}
+	addrs := strings.Split(addr, ",")
+	return strings.TrimSpace(addrs[i%len(addrs)])
 }
 
 func closeAll(conns []net.Conn) {

@@ -11,7 +11,9 @@ import (
 // per kind of run, fan-out is RunFanout, RunPubSub and RunSelftest, and
 // pingpong and stream are RunEcho's modes.
 type Config struct {
-	// Addr is the server's host:port. Required (except for RunSelftest).
+	// Addr is the server's host:port, or several comma-separated (the
+	// nodes of a cluster): connection i goes to the i-th, modulo their
+	// number (not for RunScale). Required (except for RunSelftest).
 	Addr string
 	// Clients is the number of clients, one connection each (fan-out: each
 	// sends and receives). Default DefaultClients.

@@ -53,10 +53,10 @@ func dialConns(ctx context.Context, cfg *Config, packetFrames bool) ([]net.Conn,
 		deadline = d
 	}
 	for i, c := range conns {
-		wc, err := newWSConn(c, cfg.Addr, cfg.WSPath, packetFrames, deadline)
+		wc, err := newWSConn(c, addrFor(cfg.Addr, i), cfg.WSPath, packetFrames, deadline)
 		if err != nil {
 			closeAll(conns)
-			return nil, fmt.Errorf("loadgen: websocket handshake %s (connection %d of %d): %w", cfg.Addr, i+1, len(conns), err)
+			return nil, fmt.Errorf("loadgen: websocket handshake %s (connection %d of %d): %w", addrFor(cfg.Addr, i), i+1, len(conns), err)
 		}
 		conns[i] = wc
 	}

@@ -103,10 +103,14 @@ type Counters struct {
 	Dropped         uint64 // frames dropped under the Drop policy
 	Conflated       uint64 // held frames replaced by a newer one with the same key
 	Unsent          uint64 // frames still pending when their session closed
+	// NoMembers counts frames the backplane delivered for a group with no
+	// members on this node (it left the group while they were on the way).
+	NoMembers uint64
 }
 
 type counters struct {
 	slowDisconnects, heldCuts, dropped, conflated, unsent atomic.Uint64
+	noMembers                                             atomic.Uint64
 
 	held    atomic.Int64 // every session's backlogCost (Config.MaxHeld bounds it)
 	cutHeld atomic.Int64 // of held: what cut sessions hold until their close lands

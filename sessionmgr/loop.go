@@ -191,11 +191,17 @@ func (l *Loop) Unsettled() int { return int(l.inflight.Load()) }
 func (l *Loop) enter(s *Session) {
 	l.cur = s
 	l.busy.Store(true)
+	if s.mgr.bp != nil {
+		s.mgr.enterCallback()
+	}
 }
 
 func (l *Loop) leave(s *Session) {
 	l.cur = nil
 	l.busy.Store(false)
+	if s.mgr.bp != nil {
+		s.mgr.leaveCallback() // what the callback published leaves now
+	}
 	l.writing = true
 	defer func() { l.writing = false }()
 	l.drain()

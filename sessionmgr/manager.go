@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/herald-mmo/herald/backplane"
 	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 )
@@ -28,6 +29,11 @@ type Config struct {
 	// the session passes MaxPending, with ErrSlowConsumer (it is being
 	// disconnected) or ErrFramesDropped (Drop policy).
 	OnSlow func(s *Session, reason error)
+	// Backplane, if set, carries Manager.Broadcast and Group.Broadcast to
+	// the other nodes' members and theirs to this node's (see
+	// backplane.go). Its Deliver must call the Manager's Deliver. nil: one
+	// node, and the broadcast path pays one nil check.
+	Backplane backplane.Backplane
 }
 
 // DefaultConfig returns a Config with DefaultLimits and no hooks.
@@ -41,9 +47,11 @@ func DefaultConfig() Config { return Config{Limits: DefaultLimits()} }
 // joining and leaving cost O(1) whatever the number of sessions (see
 // members.go).
 type Manager struct {
-	cfg    Config // fixed after construction
+	cfg    Config              // fixed after construction
+	bp     backplane.Backplane // cfg.Backplane; fixed
 	nextID atomic.Uint64
 	counts counters
+	relay  relay // the backplane's flush state (backplane.go)
 
 	all    *Group       // every tracked session; fixed
 	groups sync.Map     // name -> *Group: the live groups
@@ -62,7 +70,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.MaxHeld < 0 {
 		return nil, fmt.Errorf("%w: max held %d < 0", ErrBadConfig, cfg.MaxHeld)
 	}
-	m := &Manager{cfg: cfg, byID: map[uint64]*Session{}}
+	m := &Manager{cfg: cfg, bp: cfg.Backplane, byID: map[uint64]*Session{}}
 	m.all = newGroup(m, "", true)
 	return m, nil
 }
@@ -75,6 +83,7 @@ func (m *Manager) Counters() Counters {
 		Dropped:         m.counts.dropped.Load(),
 		Conflated:       m.counts.conflated.Load(),
 		Unsent:          m.counts.unsent.Load(),
+		NoMembers:       m.counts.noMembers.Load(),
 	}
 }
 
@@ -170,11 +179,13 @@ func (m *Manager) Sessions() []*Session {
 }
 
 // Broadcast sends b to every tracked session and takes over the caller's
-// reference (see Session.Send).
+// reference (see Session.Send). With a backplane it reaches every session
+// on every node (group backplane.AllSessions).
 func (m *Manager) Broadcast(b *sendbuffer.Buffer) { m.all.Broadcast(b) }
 
 // Multicast sends b to every tracked session for which keep returns true and
-// takes over the caller's reference. keep runs on the caller's goroutine.
+// takes over the caller's reference. keep runs on the caller's goroutine. It
+// stays on this node: keep cannot run on another node's sessions.
 func (m *Manager) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
 	m.all.Multicast(b, keep)
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/herald-mmo/herald/backplane"
 	"github.com/herald-mmo/herald/internal/lockorder"
 	"github.com/herald-mmo/herald/sendbuffer"
 )
@@ -28,7 +29,8 @@ import (
 //   - a broadcast concurrent with the change reaches it or not, whole:
 //     each recipient gets the frame once or not at all.
 //
-// Lock order: Session.gmu, then Group.mu, then Manager.mu and Loop.mu.
+// Lock order: Session.gmu, then Group.mu, then Manager.mu, Loop.mu and the
+// backplane's own (Join and Leave are called under Group.mu).
 
 // Group is a named subset of a Manager's sessions, such as a room or the
 // players near one spot. Its methods are safe from any goroutine. A session
@@ -166,11 +168,26 @@ func sortByID(ss []*Session) {
 
 // Broadcast sends b to every member and takes over the caller's reference
 // (see Session.Send): one push and one reference per loop with members.
+// With a backplane it also publishes b's bytes once for the group's members
+// on the other nodes (see backplane.go), whether or not it has members here.
 func (g *Group) Broadcast(b *sendbuffer.Buffer) {
+	if g.mgr.bp != nil && g.spans() {
+		g.mgr.publish(g.name, b.Bytes())
+	}
+	g.local(b)
+}
+
+// spans reports whether g's broadcasts cross the backplane: every group's
+// but a room called "", whose name is the backplane's for every session
+// (backplane.AllSessions), so it stays on its node.
+func (g *Group) spans() bool { return g.all || g.name != backplane.AllSessions }
+
+// local is Broadcast on this node only.
+func (g *Group) local(b *sendbuffer.Buffer) {
 	p := g.loops.Load()
 	if p == nil && g.dead.Load() {
 		if live := g.current(); live != nil && live != g {
-			live.Broadcast(b)
+			live.local(b)
 			return
 		}
 	}
@@ -186,7 +203,8 @@ func (g *Group) Broadcast(b *sendbuffer.Buffer) {
 
 // Multicast sends b to every member for which keep returns true and takes
 // over the caller's reference. keep runs on the caller's goroutine; it costs
-// one push per recipient.
+// one push per recipient. It stays on this node, even with a backplane: keep
+// cannot run on another node's sessions.
 func (g *Group) Multicast(b *sendbuffer.Buffer, keep func(*Session) bool) {
 	for _, s := range g.Members() {
 		if keep(s) {
@@ -236,7 +254,13 @@ func (g *Group) add(s *Session) *Group {
 		}
 		g.members[s] = struct{}{}
 	}
-	g.n++
+	if g.n++; g.n == 1 && g.mgr.bp != nil && g.spans() {
+		// Under mu, so the backplane's Joins and Leaves for the name pair
+		// up as the count crosses zero. Join only queues; a name the
+		// backplane refuses (too long) stays on this node, and its
+		// broadcasts are counted lost there.
+		_ = g.mgr.bp.Join(g.name)
+	}
 	gl := g.loopFor(s.loop)
 	if gl.n++; gl.n == 1 {
 		g.publish()
@@ -252,7 +276,9 @@ func (g *Group) add(s *Session) *Group {
 func (g *Group) del(s *Session) {
 	g.mu.Lock()
 	delete(g.members, s)
-	g.n--
+	if g.n--; g.n == 0 && g.mgr.bp != nil && g.spans() {
+		g.mgr.bp.Leave(g.name)
+	}
 	gl := g.loopFor(s.loop)
 	if gl.n--; gl.n == 0 {
 		g.publish()

@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,53 +19,34 @@ import (
 )
 
 // crossRoom is cmd/broadcast's room on one of several nodes: a frame goes
-// to every session here, sender included, and through the backplane to
-// every session on the other nodes. It wires the backplane by hand, the way
-// the Manager will: Join/Leave follow the sessions, Publish next to the
-// local broadcast, Flush when the callback is done.
-type crossRoom struct {
-	handler.Base
-	bp backplane.Backplane
-}
+// to every session on every node, sender included. The server's backplane
+// (handler.WithBackplane) does the rest: the Manager publishes what it
+// broadcasts, joins while it has sessions, flushes when the callback ends
+// and delivers what the other nodes publish.
+type crossRoom struct{ handler.Base }
 
-func (r *crossRoom) OnConnected(*sessionmgr.Session) { _ = r.bp.Join(backplane.AllSessions) }
-
-func (r *crossRoom) OnDisconnected(*sessionmgr.Session, error) { r.bp.Leave(backplane.AllSessions) }
-
-func (r *crossRoom) OnRecv(s *sessionmgr.Session, f codec.Frame) {
+func (crossRoom) OnRecv(s *sessionmgr.Session, f codec.Frame) {
 	s.Manager().Broadcast(sendbuffer.Copy(f.Wire))
-	_ = r.bp.Publish(backplane.AllSessions, f.Wire) // counted and logged if lost
-	r.bp.Flush()
 }
 
-// crossNode is a herald server with its NATS backplane.
+// crossNode is a herald server with a NATS backplane.
 type crossNode struct {
 	srv *handler.Server
-	bp  *backplane.NATS
 }
 
-func startCrossNode(t *testing.T, ns *natstest.Server, name string) *crossNode {
+// bp returns the node's backplane counters.
+func (n *crossNode) bp() backplane.Counters { return n.srv.Stats().Backplane }
+
+func startCrossNode(t *testing.T, ns *natstest.Server, name string, h handler.Handler) *crossNode {
 	t.Helper()
-	var mgr atomic.Pointer[sessionmgr.Manager]
-	cfg := backplane.DefaultConfig()
-	cfg.URL, cfg.Name = ns.URL(), name
-	cfg.ReconnectWait = 20 * time.Millisecond
-	cfg.ReconnectBuf = 4 << 10 // an outage of a few hundred frames overflows it
-	cfg.Deliver = func(_ string, frames [][]byte) {
-		if m := mgr.Load(); m != nil {
-			for _, f := range frames {
-				m.Broadcast(sendbuffer.Copy(f)) // one copy per frame, shared by every session
-			}
-		}
-	}
-	bp, err := backplane.NewNATS(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := startServer(t, &crossRoom{bp: bp})
-	mgr.Store(srv.Manager())
-	t.Cleanup(func() { _ = bp.Close() }) // before the server stops: no Deliver after it
-	return &crossNode{srv: srv, bp: bp}
+	srv := startServer(t, h, handler.WithBackplane(func(d backplane.Deliver) (backplane.Backplane, error) {
+		cfg := backplane.DefaultConfig()
+		cfg.URL, cfg.Name, cfg.Deliver = ns.URL(), name, d
+		cfg.ReconnectWait = 20 * time.Millisecond
+		cfg.ReconnectBuf = 4 << 10 // an outage of a few hundred frames overflows it
+		return backplane.NewNATS(cfg)
+	}))
+	return &crossNode{srv: srv}
 }
 
 // roomClient sends numbered frames and records, from a goroutine of its
@@ -140,7 +121,7 @@ func TestBackplaneCrossNode(t *testing.T) {
 	const perNode = 3
 	ns := natstest.Start(t)
 	base := ns.Subscriptions()
-	nodes := []*crossNode{startCrossNode(t, ns, "east"), startCrossNode(t, ns, "west")}
+	nodes := []*crossNode{startCrossNode(t, ns, "east", crossRoom{}), startCrossNode(t, ns, "west", crossRoom{})}
 	var readers sync.WaitGroup
 	t.Cleanup(readers.Wait) // after the connections close (cleanups run last first)
 	var clients []*roomClient
@@ -150,7 +131,7 @@ func TestBackplaneCrossNode(t *testing.T) {
 		}
 		waitFor(t, 5*time.Second, "sessions", func() bool { return nd.srv.Manager().Len() == perNode })
 	}
-	ns.WaitSubscriptions(base + 2) // one per node: Join is reference-counted
+	ns.WaitSubscriptions(base + 2) // one per node: the Manager joins once for all its sessions
 
 	sent := make([]int, len(clients))
 	send := func(rounds int) {
@@ -200,7 +181,7 @@ func TestBackplaneCrossNode(t *testing.T) {
 					sentThere += sent[o.id]
 				}
 			}
-			hc, tc := here.bp.Counters(), there.bp.Counters()
+			hc, tc := here.bp(), there.bp()
 			if !outage && (fromThere != sentThere || hc.Gaps != 0 || tc.Lost != 0) {
 				t.Errorf("%s: client %d got %d of %d frames from the other node (gaps %d, lost %d)", phase, c.id, fromThere, sentThere, hc.Gaps, tc.Lost)
 			}
@@ -217,13 +198,13 @@ func TestBackplaneCrossNode(t *testing.T) {
 
 	ns.Stop()
 	for _, nd := range nodes {
-		waitFor(t, 10*time.Second, "disconnect", func() bool { return nd.bp.Counters().Disconnects > 0 })
+		waitFor(t, 10*time.Second, "disconnect", func() bool { return nd.bp().Disconnects > 0 })
 	}
 	send(300)
 	// Restart only once each node has tried to publish all of it.
 	for n, nd := range nodes {
 		waitFor(t, 10*time.Second, "publishes during the outage", func() bool {
-			c, want := nd.bp.Counters(), 0
+			c, want := nd.bp(), 0
 			for _, cl := range clients {
 				if cl.node == n {
 					want += sent[cl.id]
@@ -234,7 +215,7 @@ func TestBackplaneCrossNode(t *testing.T) {
 	}
 	ns.Restart()
 	for _, nd := range nodes {
-		waitFor(t, 10*time.Second, "reconnect", func() bool { return nd.bp.Counters().Reconnects > 0 })
+		waitFor(t, 10*time.Second, "reconnect", func() bool { return nd.bp().Reconnects > 0 })
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for !caughtUp() {
@@ -246,10 +227,82 @@ func TestBackplaneCrossNode(t *testing.T) {
 	}
 	check("after the outage", true)
 	for _, nd := range nodes {
-		c := nd.bp.Counters()
+		c := nd.bp()
 		if c.Lost == 0 {
 			t.Errorf("%+v: nothing lost beyond a 4 KiB reconnect buffer", c)
 		}
 		t.Logf("counters %+v", c)
 	}
+}
+
+// TestBackplaneGroupStaysWithMembers: a group's traffic reaches only the
+// nodes that have members of it: east broadcasts to a group only it has
+// members of and to one both have; west subscribes to the second alone,
+// receives exactly its frames, in order, and none of the first. When west's
+// members leave, west unsubscribes.
+func TestBackplaneGroupStaysWithMembers(t *testing.T) {
+	const frames = 50
+	ns := natstest.Start(t)
+	base := ns.Subscriptions()
+	east, west := startCrossNode(t, ns, "east", handler.Base{}), startCrossNode(t, ns, "west", handler.Base{})
+	var readers sync.WaitGroup
+	t.Cleanup(readers.Wait)
+	var clients []*roomClient
+	for n, nd := range []*crossNode{east, west} {
+		for range 2 {
+			clients = append(clients, dialRoom(t, nd.srv.Addr().String(), len(clients), n, &readers))
+		}
+		waitFor(t, 5*time.Second, "sessions", func() bool { return nd.srv.Manager().Len() == 2 })
+	}
+	em, wm := east.srv.Manager(), west.srv.Manager()
+	for _, s := range em.Sessions() {
+		em.Group("east-only").Join(s)
+		em.Group("both").Join(s)
+	}
+	for _, s := range wm.Sessions() {
+		wm.Group("both").Join(s)
+	}
+	ns.WaitSubscriptions(base + 2 + 3) // every session per node; east-only; both on each node
+
+	// Sender 0 is the east-only group, sender 1 the shared one.
+	for n := range frames {
+		em.Group("east-only").Broadcast(sendbuffer.Copy(packetFrame(9, roomPayload(0, n))))
+		em.Group("both").Broadcast(sendbuffer.Copy(packetFrame(9, roomPayload(1, n))))
+	}
+	all := make([]int, frames)
+	for i := range all {
+		all[i] = i
+	}
+	waitFor(t, 10*time.Second, "every frame at every member", func() bool {
+		for _, c := range clients {
+			got, _ := c.received()
+			if len(got[1]) < frames || (c.node == 0 && len(got[0]) < frames) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range clients {
+		got, err := c.received()
+		if err != nil {
+			t.Fatalf("client %d received a corrupt frame", c.id)
+		}
+		if !slices.Equal(got[1], all) {
+			t.Errorf("client %d got %v of the shared group; want 0..%d once, in order", c.id, got[1], frames-1)
+		}
+		switch {
+		case c.node == 0 && !slices.Equal(got[0], all):
+			t.Errorf("east client %d got %v of its own group; want 0..%d once, in order", c.id, got[0], frames-1)
+		case c.node == 1 && len(got[0]) != 0:
+			t.Errorf("west client %d got %d frames of a group west has no members of", c.id, len(got[0]))
+		}
+	}
+	if wc, ec := west.bp(), east.bp(); wc.Received != frames || ec.Received != 0 || wm.Counters().NoMembers != 0 {
+		t.Errorf("west received %d frames (want %d: the shared group only), east %d (want 0: nobody else broadcast), west unrouted %d (want 0)",
+			wc.Received, frames, ec.Received, wm.Counters().NoMembers)
+	}
+	for _, s := range wm.Sessions() {
+		wm.Group("both").Leave(s)
+	}
+	ns.WaitSubscriptions(base + 2 + 2) // west no longer receives the shared group
 }

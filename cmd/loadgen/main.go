@@ -48,7 +48,7 @@ func run() int {
 		mode     = flag.String("mode", "fanout", "fanout, pubsub (redis), nats, echo, selftest, scale (or pingpong, stream)")
 		echoMode = flag.String("echo", loadgen.EchoPingPong, "echo mode: pingpong or stream")
 		engine   = flag.String("engine", loadgen.EngineGoroutines, "pingpong clients: goroutines (one each) or epoll (all on one loop; Linux, no -rate); scale sessions: the same, epoll by default on Linux")
-		addr     = flag.String("addr", "", "server address (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
+		addr     = flag.String("addr", "", "server address, or several comma-separated that the clients take in turn (default 127.0.0.1:7001 fanout, :7000 echo, :6379 pubsub)")
 		clients  = flag.Int("clients", loadgen.DefaultClients, "number of clients")
 		messages = flag.Int("messages", 0, "frames (pingpong: round trips, stream: chunks) per client; 0: until -duration, or 1000 if that is 0 too")
 		size     = flag.Int("size", 0, "payload bytes per frame (stream: bytes per write); default 64, stream 16384")

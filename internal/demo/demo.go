@@ -46,6 +46,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	drain := fs.Duration("drain", 5*time.Second, "on SIGINT/SIGTERM, wait this long for pending frames to reach the peers")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	natsF := addNATSFlags(fs, name)
 	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics (herald, Go runtime and process metrics) and /debug/herald/sessions?top=N (the sessions holding the most bytes) on this address (e.g. 127.0.0.1:9090)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nherald's %s demo server (listens on %s by default); SIGINT or SIGTERM stops it gracefully.\n\n", name, name, addr)
@@ -83,6 +84,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 		}
 		opts = append(opts, handler.WithProxyProtocol(trusted))
 	}
+	opts = append(opts, natsF.option(log))
 	srv, err := handler.NewServer(h, opts...)
 	if err != nil {
 		log.Fatal().Err(err).Msg(name + ": bad flags")
