@@ -46,10 +46,19 @@ var protocolReasons = [...]struct {
 	{"other", nil},
 }
 
+// Transports, the values of the transport label: the index is the
+// session's kind (transportTCP, transportWS).
+const (
+	transportTCP = iota
+	transportWS
+)
+
+var transports = [...]string{transportTCP: "tcp", transportWS: "ws"}
+
 // counters are the Server's totals for events that happen once per
 // session, not per frame. Any goroutine.
 type counters struct {
-	opened   atomic.Uint64
+	opened   [len(transports)]atomic.Uint64       // by transport
 	closed   [len(closeReasons) + 2]atomic.Uint64 // closeReasons, then peer, handler
 	protocol [len(protocolReasons)]atomic.Uint64
 }
@@ -189,8 +198,18 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	sessions := srv.mgr.Sessions()
-	gauge(descSessions, float64(len(sessions)), "tcp")
-	counter(descOpened, srv.counts.opened.Load(), "tcp")
+	var byTransport [len(transports)]int
+	for _, s := range sessions {
+		if s.WebSocket() {
+			byTransport[transportWS]++
+		} else {
+			byTransport[transportTCP]++
+		}
+	}
+	for i, name := range transports {
+		gauge(descSessions, float64(byTransport[i]), name)
+		counter(descOpened, srv.counts.opened[i].Load(), name)
+	}
 	for i := range srv.counts.closed {
 		counter(descClosed, srv.counts.closed[i].Load(), closeReasonName(i))
 	}

@@ -507,13 +507,15 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l := srv.loop(c.EventLoop())
 	s := srv.mgr.NewSession(c, l)
 	st := &conn{s: s, loop: l}
-	srv.counts.opened.Add(1)
 	st.lastRecv.Store(srv.now.Load())
+	transport := transportTCP
 	if p := srv.wsPort.Load(); p != 0 {
 		if a, ok := c.LocalAddr().(*net.TCPAddr); ok && int64(a.Port) == p {
+			transport = transportWS
 			srv.openWS(st) // the session opens once its handshake is done
 		}
 	}
+	srv.counts.opened[transport].Add(1)
 	st.needProxy = srv.opts.proxy
 	if st.needProxy || st.ws != nil {
 		st.opening.Store(true) // openNow opens it
