@@ -206,9 +206,6 @@ func (s *Session) overLimit(e entry) {
 		return
 	}
 	s.refuse(e.b)
-	// Unwritable until the close: every later frame goes to hold, which
-	// refuses it (enqueue's fast path has no check of its own).
-	s.writable.Store(false)
 	if first {
 		s.mgr.counts.slowDisconnects.Add(1)
 		if s.mgr.cfg.OnSlow != nil {
@@ -218,11 +215,15 @@ func (s *Session) overLimit(e entry) {
 	}
 }
 
-// refuse counts b as never sent to s, which is being closed: it is counted
-// as unsent when the close lands, and every later frame is refused too.
+// refuse counts b as never sent to s, which is being closed (slow
+// consumer, or cut by MaxHeld): it is counted as unsent when the close
+// lands. s stays unwritable until then, so every later frame reaches hold,
+// which refuses it too (enqueue's fast path has no check of its own): no
+// hole before the close.
 func (s *Session) refuse(b *sendbuffer.Buffer) {
 	s.refused++
 	s.refusedBytes += s.size(b)
+	s.writable.Store(false)
 }
 
 // setWritable flips the session's writability and tells OnWritable.
