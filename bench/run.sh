@@ -524,7 +524,7 @@ ratio_row() {
 		"$(ratio "${MED[$1.$2.tp]}" "${MED[$1.$3.tp]}")" \
 		"$(ratio "${MED[$1.$2.cpu]}" "${MED[$1.$3.cpu]}")" \
 		"$(ratio "${MED[$1.$2.p99]}" "${MED[$1.$3.p99]}")" \
-		"$(PAIRED_NUM=$2 paired "$1" 4 "$3")"
+		"$(PAIRED_NUM=$2 paired "$1" "${4:-4}" "$3")"
 }
 echo
 echo "medians over verified runs (ok/runs); throughput is frames/s delivered (fanout), MB/s (stream), round trips/s (pingpong, ppepoll);"
@@ -582,13 +582,7 @@ for scenario in $SCENARIOS; do
 			"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.$best.cpu]}")" \
 			"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.$best.p99]}")" \
 			"$(paired "$scenario" "$tpcol" $(servers_for "$scenario" | tr ' ' '\n' | grep -v '^herald$' | grep -v '^base$' | tr '\n' ' '))"
-		if [[ $list == *" base "* ]]; then
-			printf '%-9s %-40s %12s %12s %10s  %s\n' "$scenario" "herald/base" \
-				"$(ratio "${MED[$scenario.herald.tp]}" "${MED[$scenario.base.tp]}")" \
-				"$(ratio "${MED[$scenario.herald.cpu]}" "${MED[$scenario.base.cpu]}")" \
-				"$(ratio "${MED[$scenario.herald.p99]}" "${MED[$scenario.base.p99]}")" \
-				"$(paired "$scenario" "$tpcol" base)"
-		fi
+		[[ $list == *" base "* ]] && ratio_row "$scenario" herald base "$tpcol"
 	fi
 done
 if [[ " $SCENARIOS " == *" scale "* ]]; then
