@@ -13,7 +13,7 @@
 # Usage: bench/run.sh            (from anywhere inside the repository)
 #        ROUNDS=1 QUICK=1 bench/run.sh     smoke run, well under a minute
 #
-# Scenarios (SCENARIOS, default all eight):
+# Scenarios (SCENARIOS, default all nine):
 #   fanout1   fan-out FANOUT1 clients x frames (default 200x200), SIZE-byte
 #             payloads, window WINDOW: herald, gnetcopy, gochan, redis pub/sub,
 #             nats-server
@@ -32,6 +32,11 @@
 #             between the nodes), next to one herald node and redis pub/sub
 #             (TWONODE_SERVERS); cpu and peak memory are summed over every
 #             server process (both nodes and nats-server for herald2)
+#   wsfanout  fan-out WSFANOUT clients x frames (default 200x200) over
+#             WebSocket (loadgen -transport ws): herald's -ws listener
+#             ("herald"), the same run over herald's TCP listener
+#             ("heraldtcp", the per-frame yardstick), and bench/wsbase
+#             (gorilla/websocket, a goroutine pair per connection)
 #   stream    echo, pipelined byte stream, MB/s: herald echo, gnetecho, netecho
 #   pingpong  echo, one message in flight per client, msgs/s: same servers
 #   ppepoll   pingpong with loadgen's epoll engine (-engine epoll): every
@@ -40,11 +45,12 @@
 # Environment knobs (defaults in brackets; QUICK=1 shrinks the sizes):
 #   ROUNDS [5]           rounds; medians are over the rounds
 #   QUICK [0]            1: fanout 50x50 and 20x200, echo runs of 1s
-#   SCENARIOS            subset of "fanout1 fanout2 fanout3 twonode stream pingpong ppepoll scale"
+#   SCENARIOS            subset of "fanout1 fanout2 fanout3 twonode wsfanout stream pingpong ppepoll scale"
 #   FANOUT1 [200x200]    CLIENTSxFRAMES per client
 #   FANOUT2 [50x1000]
 #   FANOUT3 [1000x40]    FANOUT3_SERVERS ["herald redis nats"]
 #   TWONODE [200x200]    TWONODE_SERVERS ["herald herald2 redis"]
+#   WSFANOUT [200x200]   WSFANOUT_SERVERS ["herald heraldtcp wsbase"]
 #   SCALE_CLIENTS [10000]  SCALE_BROADCASTS [5]  SCALE_SERVERS ["herald gnetcopy gochan"]
 #   SIZE [64]            fan-out payload bytes
 #   WINDOW [16]          fan-out frames outstanding per client
@@ -94,6 +100,7 @@ if [[ $QUICK == 1 ]]; then
 	FANOUT2=${FANOUT2:-20x200}
 	FANOUT3=${FANOUT3:-200x20}
 	TWONODE=${TWONODE:-50x50}
+	WSFANOUT=${WSFANOUT:-50x50}
 	SCALE_CLIENTS=${SCALE_CLIENTS:-2000}
 	ECHO_DURATION=${ECHO_DURATION:-1s}
 fi
@@ -103,6 +110,8 @@ FANOUT3=${FANOUT3:-1000x40}
 FANOUT3_SERVERS=${FANOUT3_SERVERS:-herald redis nats}
 TWONODE=${TWONODE:-200x200}
 TWONODE_SERVERS=${TWONODE_SERVERS:-herald herald2 redis}
+WSFANOUT=${WSFANOUT:-200x200}
+WSFANOUT_SERVERS=${WSFANOUT_SERVERS:-herald heraldtcp wsbase}
 SCALE_CLIENTS=${SCALE_CLIENTS:-10000}
 SCALE_BROADCASTS=${SCALE_BROADCASTS:-5}
 SCALE_SERVERS=${SCALE_SERVERS:-herald gnetcopy gochan}
@@ -115,7 +124,7 @@ STREAM_WINDOW=${STREAM_WINDOW:-16}
 PINGPONG_CLIENTS=${PINGPONG_CLIENTS:-50}
 PINGPONG_SIZE=${PINGPONG_SIZE:-64}
 ECHO_DURATION=${ECHO_DURATION:-5s}
-SCENARIOS=${SCENARIOS:-fanout1 fanout2 fanout3 twonode stream pingpong ppepoll scale}
+SCENARIOS=${SCENARIOS:-fanout1 fanout2 fanout3 twonode wsfanout stream pingpong ppepoll scale}
 FANOUT_SERVERS=${FANOUT_SERVERS:-herald gnetcopy gochan redis nats}
 ECHO_SERVERS=${ECHO_SERVERS:-herald gnetecho netecho}
 FANOUT_MULTICORE=${FANOUT_MULTICORE:-${MULTICORE:-false}}
@@ -158,7 +167,7 @@ log() { printf '%s\n' "$*" >&2; }
 log "building into $BIN"
 cd "$ROOT"
 go build -o "$BIN/loadgen" ./cmd/loadgen
-for b in gnetcopy gochan gnetecho netecho; do
+for b in gnetcopy gochan gnetecho netecho wsbase; do
 	go build -o "$BIN/$b" "./bench/$b"
 done
 HAVE_HERALD_BROADCAST=1 HAVE_HERALD_ECHO=1
@@ -266,7 +275,7 @@ run_one() {
 	addr=127.0.0.1:$port
 	local multicore=$ECHO_MULTICORE
 	case $scenario in
-	fanout1 | fanout2 | fanout3 | twonode) kind=fanout multicore=$FANOUT_MULTICORE ;;
+	fanout1 | fanout2 | fanout3 | twonode | wsfanout) kind=fanout multicore=$FANOUT_MULTICORE ;;
 	scale) kind=fanout multicore=$SCALE_MULTICORE ;;
 	ppepoll) kind=echo multicore=$PPEPOLL_MULTICORE ;;
 	*) kind=echo ;;
@@ -287,9 +296,16 @@ run_one() {
 		srv2=("$BIN/herald-broadcast" -addr "127.0.0.1:$port2" -nats "nats://127.0.0.1:$nport" -node west -multicore="$multicore" "${extra[@]}")
 		lgaddr=$addr,127.0.0.1:$port2
 		;;
-	herald | base)
-		if [[ $kind == fanout ]]; then
-			srv=("$BIN/$server-broadcast" -addr "$addr")
+	herald | base | heraldtcp)
+		if [[ $scenario == wsfanout && $server != heraldtcp ]]; then
+			# loadgen and wait_ready use the WebSocket listener; the
+			# TCP one is on a port of its own, unused
+			port2=$("$BIN/loadgen" -free-port)
+			while [[ $port2 == "$port" ]]; do port2=$("$BIN/loadgen" -free-port); done
+			srv=("$BIN/$server-broadcast" -addr "127.0.0.1:$port2" -ws "$addr")
+		elif [[ $kind == fanout ]]; then
+			srv=("$BIN/herald-broadcast" -addr "$addr")
+			[[ $server == base ]] && srv=("$BIN/base-broadcast" -addr "$addr")
 		else
 			srv=("$BIN/$server-echo" -addr "$addr")
 		fi
@@ -302,11 +318,12 @@ run_one() {
 	nats)
 		srv=("$BIN/nats-server" -a 127.0.0.1 -p "$port")
 		;;
-	gnetcopy | gochan | gnetecho | netecho)
+	gnetcopy | gochan | gnetecho | netecho | wsbase)
 		srv=("$BIN/$server" -addr "$addr")
 		read -ra extra <<<"$BASELINE_ARGS"
 		srv+=(-multicore="$multicore" "${extra[@]}")
 		[[ $server == gochan ]] && srv+=(-queue "$GOCHAN_QUEUE")
+		[[ $server == wsbase ]] && srv=("$BIN/wsbase" -addr "$addr" "${extra[@]}") # no -multicore: goroutines
 		;;
 	esac
 
@@ -315,16 +332,18 @@ run_one() {
 		run_scale "$server" "$round" "$addr" "$port" "${srv[@]}"
 		return
 		;;
-	fanout1 | fanout2 | fanout3 | twonode)
+	fanout1 | fanout2 | fanout3 | twonode | wsfanout)
 		local shape=$FANOUT1
 		[[ $scenario == fanout2 ]] && shape=$FANOUT2
 		[[ $scenario == fanout3 ]] && shape=$FANOUT3
 		[[ $scenario == twonode ]] && shape=$TWONODE
+		[[ $scenario == wsfanout ]] && shape=$WSFANOUT
 		clients=${shape%x*} messages=${shape#*x}
 		mode=fanout
 		[[ $server == redis ]] && mode=pubsub
 		[[ $server == nats ]] && mode=nats
 		lg=(-mode "$mode" -clients "$clients" -messages "$messages" -size "$SIZE" -window "$WINDOW")
+		[[ $scenario == wsfanout && $server != heraldtcp ]] && lg+=(-transport ws)
 		unitdiv=1 # CPU per delivered frame
 		;;
 	stream)
@@ -451,13 +470,14 @@ servers_for() {
 	fanout1 | fanout2) list=$FANOUT_SERVERS ;;
 	fanout3) list=$FANOUT3_SERVERS ;;
 	twonode) list=$TWONODE_SERVERS ;;
+	wsfanout) list=$WSFANOUT_SERVERS ;;
 	scale) list=$SCALE_SERVERS ;;
 	*) list=$ECHO_SERVERS ;;
 	esac
 	for s in $list; do
 		case $s in
-		herald)
-			if [[ $1 == fanout* || $1 == twonode ]]; then ((HAVE_HERALD_BROADCAST)) || continue; else ((HAVE_HERALD_ECHO)) || continue; fi
+		herald | heraldtcp)
+			if [[ $1 == *fanout* || $1 == twonode ]]; then ((HAVE_HERALD_BROADCAST)) || continue; else ((HAVE_HERALD_ECHO)) || continue; fi
 			;;
 		herald2) ((HAVE_HERALD_BROADCAST && HAVE_NATS)) || continue ;;
 		redis) ((HAVE_REDIS)) || continue ;;
@@ -560,6 +580,11 @@ for scenario in $SCENARIOS; do
 		for b in redis herald; do
 			[[ $list == *" $b "* ]] || continue
 			ratio_row "$scenario" herald2 "$b"
+		done
+	elif [[ $scenario == wsfanout ]]; then
+		for b in wsbase heraldtcp base; do
+			[[ $list == *" $b "* ]] || continue
+			ratio_row "$scenario" herald "$b"
 		done
 	elif [[ $scenario == fanout* ]]; then
 		for b in redis nats gnetcopy gochan base; do
