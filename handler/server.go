@@ -323,12 +323,16 @@ func (srv *Server) ticker(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(srv.opts.tick)
 	defer t.Stop()
+	lag := time.NewTicker(min(srv.opts.tick, lagEvery))
+	defer lag.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 			srv.tick(time.Now().UnixNano())
+		case <-lag.C:
+			srv.probeLoops()
 		}
 	}
 }
@@ -348,7 +352,6 @@ func (srv *Server) tick(now int64) {
 	prev := srv.now.Swap(now)
 	srv.clockLoops(now)
 	srv.pollLoops()
-	srv.probeLoops()
 	srv.checkTimeouts(now, now-prev)
 }
 
