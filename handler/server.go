@@ -47,6 +47,7 @@ type Server struct {
 	openTimeout time.Duration // the handshake timeout; 0 when no connection has a handshake
 
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
+	closer  *closer   // makes the sockets' last close(2) off the loops (closer_unix.go); set in Start
 
 	booted chan struct{} // closed by OnBoot
 	done   chan struct{} // closed when gnet.Run returns
@@ -216,8 +217,10 @@ func (srv *Server) Start() error {
 	stopTicker := make(chan struct{})
 	tickerDone := make(chan struct{})
 	go srv.ticker(stopTicker, tickerDone)
+	srv.closer = startCloser()
 	go func() {
 		err := gnet.Rotate(srv, addrs, gopts...) // one engine, one listener per address
+		srv.closer.stop()
 		close(stopTicker)
 		<-tickerDone
 		srv.released()
@@ -707,6 +710,7 @@ func (srv *Server) onWritable(s *sessionmgr.Session, w bool) {
 // OnClose takes the session out of the Manager, releases what it still
 // queued, and tells the handler why it closed.
 func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+	srv.closer.take(c)
 	st, ok := c.Context().(*conn)
 	if !ok {
 		return gnet.None // refused in OnOpen
