@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -50,6 +51,12 @@ type ScaleConfig struct {
 	// StormTail is how long probing goes on after the last close. Default
 	// 500ms.
 	StormTail time.Duration
+	// Metrics, if not empty, is a herald server's /metrics URL: the storm
+	// reads its loop lag histogram (herald_loop_lag_seconds, a probe task
+	// queued on every event loop every 10 ms) right before the first close
+	// and after StormTail, for how long the storm kept the loops from
+	// running anything else (StormLag*).
+	Metrics string
 }
 
 // DefaultScaleBroadcasts is RunScale's default number of broadcasts.
@@ -85,6 +92,13 @@ type ScaleResult struct {
 	StormProbes    int           `json:"storm_probes"`
 	StormMaxProbe  time.Duration `json:"storm_max_probe_ns"`
 	StormMedProbe  time.Duration `json:"storm_median_probe_ns"`
+	// With Metrics: the server's loop lag probes that ran during the
+	// storm, those that waited more than 10 ms, and the upper bound in
+	// seconds of the histogram bucket holding the longest wait (+Inf, in
+	// JSON -1, past the last bound).
+	StormLagProbes int     `json:"storm_lag_probes"`
+	StormLagOver10 int     `json:"storm_lag_over_10ms"`
+	StormLagWorst  float64 `json:"storm_lag_worst_le"`
 	// Received counts broadcast copies that arrived intact.
 	Received int64 `json:"received"`
 	// Lost, Duplicated, Corrupt: copies missing when a broadcast's wait
@@ -424,6 +438,13 @@ func (r *scaleRun) storm(ctx context.Context, res *ScaleResult) {
 		}
 	}()
 	time.Sleep(20 * r.cfg.StormInterval) // probes of the idle server first
+	var lag0 lagHist
+	if r.cfg.Metrics != "" {
+		var err error
+		if lag0, err = readLag(ctx, r.cfg.Metrics); err != nil {
+			r.note("loop lag before the storm: %v", err)
+		}
+	}
 	start := time.Now()
 	r.closing.Store(true)
 	var wg sync.WaitGroup
@@ -438,6 +459,16 @@ func (r *scaleRun) storm(ctx context.Context, res *ScaleResult) {
 	wg.Wait()
 	res.StormCloseTime = time.Since(start)
 	time.Sleep(r.cfg.StormTail)
+	if lag0.le != nil {
+		if lag1, err := readLag(ctx, r.cfg.Metrics); err != nil {
+			r.note("loop lag after the storm: %v", err)
+		} else {
+			res.StormLagProbes, res.StormLagOver10, res.StormLagWorst = lag1.since(lag0, 0.01)
+			if math.IsInf(res.StormLagWorst, 1) {
+				res.StormLagWorst = -1 // JSON has no infinity
+			}
+		}
+	}
 	close(stop)
 	<-probed
 	var during []time.Duration

@@ -71,6 +71,7 @@ func run() int {
 		storm      = flag.Bool("storm", false, "scale: then close every connection at once while probing how long the server takes to close a bad connection")
 		stormEvery = flag.Duration("storm-interval", 2*time.Millisecond, "scale: spacing of the storm probes")
 		stormTail  = flag.Duration("storm-tail", 500*time.Millisecond, "scale: probing after the last close")
+		metricsURL = flag.String("metrics", "", "scale -storm: a herald server's /metrics URL (e.g. http://127.0.0.1:9090/metrics): report its loop lag during the storm")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -118,7 +119,7 @@ func run() int {
 			}
 		})
 		return runScale(ctx, loadgen.ScaleConfig{Config: cfg, ServerPID: *pid, Settle: *settle, Dialers: *dialers, Engine: scaleEngine,
-			Storm: *storm, StormInterval: *stormEvery, StormTail: *stormTail}, *jsonOut)
+			Storm: *storm, StormInterval: *stormEvery, StormTail: *stormTail, Metrics: *metricsURL}, *jsonOut)
 	}
 	var (
 		res loadgen.Result
@@ -199,6 +200,10 @@ func runScale(ctx context.Context, cfg loadgen.ScaleConfig, jsonOut bool) int {
 	if cfg.Storm {
 		fmt.Fprintf(w, "  storm: closed %d in %v; probe (bad frame to close) idle max %v; during the storm %d probes, max %v, median %v\n",
 			res.Sessions, res.StormCloseTime.Round(time.Millisecond), res.IdleMaxProbe, res.StormProbes, res.StormMaxProbe, res.StormMedProbe)
+		if cfg.Metrics != "" {
+			fmt.Fprintf(w, "  storm: server loop lag probes %d, %d waited over 10 ms, the longest at most %s\n",
+				res.StormLagProbes, res.StormLagOver10, leString(res.StormLagWorst))
+		}
 	}
 	fmt.Fprintf(w, "  copies received %d; errors %d: lost %d, duplicated %d, corrupt %d, disconnects %d\n",
 		res.Received, res.Errors, res.Lost, res.Duplicated, res.Corrupt, res.Disconnects)
@@ -226,4 +231,12 @@ func output(res any, jsonOut bool) (summary io.Writer, ok bool) {
 	}
 	fmt.Println(string(line))
 	return os.Stderr, true
+}
+
+// leString writes a histogram bucket's upper bound in seconds (-1: +Inf).
+func leString(le float64) string {
+	if le < 0 {
+		return "+Inf"
+	}
+	return (time.Duration(le * float64(time.Second))).String()
 }
