@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -278,15 +277,7 @@ func parseMetrics(t *testing.T, body []byte) metrics {
 // (.ci/run); elsewhere a missing promtool skips this check, loudly.
 func promtoolCheck(t *testing.T, body []byte) {
 	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not found; CI must install it (apt-get install prometheus)")
-		}
-		fmt.Fprintln(os.Stderr, "!!! promtool not found: `promtool check metrics` SKIPPED; install it with apt-get install prometheus")
-		t.Skip("promtool not found: exposition not checked (apt-get install prometheus)")
-	}
-	cmd := exec.Command(path, "check", "metrics")
+	cmd := exec.Command(needTool(t, "promtool", "apt-get install prometheus"), "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	addrF := fs.String("addr", addr, "TCP address to listen on")
 	wsF := fs.String("ws", "", "also accept WebSocket sessions on this address, endpoint /ws (e.g. 127.0.0.1:7080); a message carries one frame of -codec")
+	wsOrigin := fs.String("ws-origin", "", "with -ws: the Origin values a browser's handshake may carry, as URL,... (e.g. https://chat.example.com); others get 403; empty: any")
 	proxyF := fs.Bool("proxy-protocol", false, "every connection (TCP and -ws) starts with a PROXY protocol v1/v2 header from a trusted proxy; sessions see the client's address")
 	proxyFrom := fs.String("proxy-from", proxyproto.DefaultTrusted, "with -proxy-protocol: the proxies allowed to connect, as CIDR,...; anyone else is refused")
 	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v, fixed:N, delimiter:BYTES", codec.Names))
@@ -75,7 +77,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	if *wsF != "" {
 		// A message holds one frame: the max frame bounds it (a line's
 		// message is its body, which -max-frame bounds too).
-		opts = append(opts, handler.WithWebSocket(*wsF, handler.WebSocketConfig{Config: ws.Config{Path: "/ws"}, MaxMessage: *maxFrame}))
+		opts = append(opts, handler.WithWebSocket(*wsF, handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Origins: SplitList(*wsOrigin)}, MaxMessage: *maxFrame}))
 	}
 	if *proxyF {
 		trusted, err := proxyproto.ParsePrefixes(*proxyFrom)
@@ -101,6 +103,19 @@ func Main(name, addr, codecName string, h handler.Handler) {
 		log.Fatal().Err(err).Msg(name + ": server failed")
 	}
 	log.Info().Msg(name + ": stopped")
+}
+
+// SplitList splits a comma-separated flag value into its items, spaces
+// trimmed and empty ones dropped: nil for "", so an empty -ws-origin allows
+// any Origin.
+func SplitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // Logger returns a zerolog logger at the named level: human-readable on a
