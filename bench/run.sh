@@ -25,7 +25,8 @@
 #             10000) opened in a burst, SCALE_BROADCASTS broadcasts one at a
 #             time after 1 s, then a disconnect storm: herald, gnetcopy,
 #             gochan; memory per session (VmRSS), time until every session
-#             has a broadcast, longest storm probe
+#             has a broadcast, longest storm probe; for herald also its loop
+#             lag probes during the storm (over 10 ms, and the longest)
 #   twonode   fan-out TWONODE clients x frames (default 200x200) over two
 #             herald nodes sharing the room through one nats-server
 #             ("herald2": cmd/broadcast -nats, loadgen's clients alternate
@@ -429,6 +430,15 @@ run_scale() {
 	local server=$1 round=$2 addr=$3 port=$4
 	shift 4
 	local tag=scale.$server.$round json rc=0
+	local -a lagargs=()
+	if [[ $server == herald || $server == base ]]; then
+		# herald's loop lag histogram, read by loadgen around the storm
+		local mport
+		mport=$("$BIN/loadgen" -free-port)
+		while [[ $mport == "$port" ]]; do mport=$("$BIN/loadgen" -free-port); done
+		set -- "$@" -metrics "127.0.0.1:$mport"
+		lagargs=(-metrics "http://127.0.0.1:$mport/metrics")
+	fi
 	"$@" >"$OUT/$tag.server.log" 2>&1 &
 	SERVER_PID=$!
 	if ! wait_ready "$port" "$SERVER_PID"; then
@@ -439,7 +449,7 @@ run_scale() {
 	fi
 	sleep 0.2 # wait_ready's probe connection is closed and gone
 	json=$(timeout "$((RUN_TIMEOUT + 10))" "$BIN/loadgen" -mode scale -addr "$addr" -clients "$SCALE_CLIENTS" \
-		-messages "$SCALE_BROADCASTS" -pid "$SERVER_PID" -storm -json -quiet -timeout "${RUN_TIMEOUT}s" \
+		-messages "$SCALE_BROADCASTS" -pid "$SERVER_PID" -storm "${lagargs[@]}" -json -quiet -timeout "${RUN_TIMEOUT}s" \
 		2>"$OUT/$tag.loadgen.log") || rc=$?
 	kill -0 "$SERVER_PID" 2>/dev/null || { log "  $tag: server died; see $OUT/$tag.server.log"; [[ $rc == 0 ]] && rc=99; }
 	stop_server
@@ -449,6 +459,11 @@ run_scale() {
 	med=$(jnum median_broadcast_ns <<<"$json")
 	storm=$(jnum storm_max_probe_ns <<<"$json")
 	errors=$(jnum errors <<<"$json")
+	local lagover= lagworst=
+	if ((${#lagargs[@]})); then
+		lagover=$(jnum storm_lag_over_10ms <<<"$json")
+		lagworst=$(jnum storm_lag_worst_le <<<"$json" | awk '{ if ($1 < 0) print "inf"; else printf "%g\n", $1 * 1000 }')
+	fi
 	if [[ -z $per ]]; then
 		log "  $tag: loadgen failed (exit $rc): $(tail -n 1 "$OUT/$tag.loadgen.log")"
 		printf 'scale\t%s\t%s\t\t\t\t\t\t\tfail%s\n' "$server" "$round" "$rc" >>"$SCALE_RESULTS"
@@ -456,12 +471,13 @@ run_scale() {
 	fi
 	local ms='BEGIN{printf "%.2f", v/1e6}'
 	# scenario server round sessions bytes_per_session first_ms median_ms storm_max_ms errors status
-	printf 'scale\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$server" "$round" "$SCALE_CLIENTS" "$per" \
+	#   lag_over_10ms lag_worst_ms (herald only)
+	printf 'scale\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$round" "$SCALE_CLIENTS" "$per" \
 		"$(awk -v v="$first" "$ms")" "$(awk -v v="$med" "$ms")" "$(awk -v v="$storm" "$ms")" "$errors" \
-		"$([[ $rc == 0 ]] && echo ok || echo "fail$rc")" >>"$SCALE_RESULTS"
-	log "$(printf '  %-9s %-9s r%-2s %6s sessions %6.0f B/session  first %8s ms  median %8s ms  storm max %8s ms  errors %s' \
+		"$([[ $rc == 0 ]] && echo ok || echo "fail$rc")" "$lagover" "$lagworst" >>"$SCALE_RESULTS"
+	log "$(printf '  %-9s %-9s r%-2s %6s sessions %6.0f B/session  first %8s ms  median %8s ms  storm max %8s ms  errors %s%s' \
 		scale "$server" "$round" "$SCALE_CLIENTS" "$per" "$(awk -v v="$first" "$ms")" "$(awk -v v="$med" "$ms")" \
-		"$(awk -v v="$storm" "$ms")" "$errors")"
+		"$(awk -v v="$storm" "$ms")" "$errors" "${lagover:+  storm loop lag: $lagover probes over 10 ms, longest <= $lagworst ms}")"
 }
 
 servers_for() {
@@ -490,7 +506,7 @@ servers_for() {
 
 # ---- runs ------------------------------------------------------------------
 printf 'scenario\tserver\tround\tper_sec\tmb_per_sec\tp50_us\tp99_us\tcpu_ns_per_unit\trss_mb\tcpu_s\terrors\tstatus\n' >"$RESULTS"
-printf 'scenario\tserver\tround\tsessions\tbytes_per_session\tfirst_ms\tmedian_ms\tstorm_max_ms\terrors\tstatus\n' >"$SCALE_RESULTS"
+printf 'scenario\tserver\tround\tsessions\tbytes_per_session\tfirst_ms\tmedian_ms\tstorm_max_ms\terrors\tstatus\tlag_over_10ms\tlag_worst_ms\n' >"$SCALE_RESULTS"
 log "rounds=$ROUNDS scenarios=($SCENARIOS) fanout1=$FANOUT1 fanout2=$FANOUT2 fanout3=$FANOUT3 twonode=$TWONODE scale=$SCALE_CLIENTS size=$SIZE window=$WINDOW echo=$ECHO_DURATION fanout_multicore=$FANOUT_MULTICORE echo_multicore=$ECHO_MULTICORE ppepoll_multicore=$PPEPOLL_MULTICORE"
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round/$ROUNDS"
@@ -630,12 +646,15 @@ if [[ " $SCENARIOS " == *" scale "* ]]; then
 	echo
 	echo "scale: $SCALE_CLIENTS idle sessions opened in a burst; memory per session from VmRSS; time until every"
 	echo "session has a broadcast (the first 1 s after the burst, and the median of $SCALE_BROADCASTS); then all close at"
-	echo "once while a probe times a bad-frame close (the longest bounds the loop's stall). Medians over verified runs."
-	printf '%-9s %7s %16s %12s %12s %14s\n' server ok/runs bytes/session first_ms median_ms storm_max_ms
+	echo "once while a probe times a bad-frame close (it waits behind the storm's EOFs: how far behind the loops fell). Medians over verified runs."
+	echo "herald's loop lag during the storm (its probe task every 10 ms per loop, read from /metrics): probes over 10 ms,"
+	echo "and the bucket of the longest, every run."
+	printf '%-9s %7s %16s %12s %12s %14s  %s\n' server ok/runs bytes/session first_ms median_ms storm_max_ms "loop lag: over 10 ms/longest <= ms"
 	for server in $(servers_for scale); do
-		printf '%-9s %7s %16s %12s %12s %14s\n' "$server" \
+		printf '%-9s %7s %16s %12s %12s %14s  %s\n' "$server" \
 			"$(awk -F'\t' -v v="$server" 'NR>1 && $2==v && $10=="ok" {n++} END{print n+0}' "$SCALE_RESULTS")/$(awk -F'\t' -v v="$server" 'NR>1 && $2==v {n++} END{print n+0}' "$SCALE_RESULTS")" \
-			"$(scol "$server" 5 | fmtnum 0)" "$(scol "$server" 6 | fmtnum 1)" "$(scol "$server" 7 | fmtnum 1)" "$(scol "$server" 8 | fmtnum 1)"
+			"$(scol "$server" 5 | fmtnum 0)" "$(scol "$server" 6 | fmtnum 1)" "$(scol "$server" 7 | fmtnum 1)" "$(scol "$server" 8 | fmtnum 1)" \
+			"$(awk -F'\t' -v v="$server" 'NR>1 && $2==v && $10=="ok" && $11!="" {printf "%s%s/%s", sep, $11, $12; sep=" "}' "$SCALE_RESULTS")"
 	done
 	list=" $(servers_for scale) "
 	if [[ $list == *" herald "* ]]; then
