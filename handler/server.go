@@ -42,9 +42,10 @@ type Server struct {
 
 	// Fixed after NewServer: how connections open and what WebSocket
 	// sessions carry.
-	wsOp        ws.Opcode     // a WebSocket session's message type for the codec (WithWebSocket)
-	wsTrim      []byte        // the codec's delimiter, left off a WebSocket message; nil for a binary codec
-	openTimeout time.Duration // the handshake timeout; 0 when no connection has a handshake
+	wsOp        ws.Opcode       // a WebSocket session's message type for the codec (WithWebSocket)
+	wsTrim      []byte          // the codec's delimiter, left off a WebSocket message; nil for a binary codec
+	openTimeout time.Duration   // the handshake timeout; 0 when no connection has a handshake
+	pages       map[string]page // WebSocketConfig.Pages' responses by path; nil without Pages (page.go)
 
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
 
@@ -132,6 +133,9 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 	srv.sizer, _ = o.codec.(codec.Sizer)
 	srv.wh, _ = h.(WritabilityHandler)
 	if err := srv.wsSetup(); err != nil {
+		return nil, err
+	}
+	if err := srv.pageSetup(); err != nil {
 		return nil, err
 	}
 	if err := srv.proxySetup(); err != nil {
