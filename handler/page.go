@@ -30,19 +30,13 @@ type Page struct {
 	Body []byte
 }
 
-// page is a Page's response, built once by NewServer and shared by every
-// loop (read only).
-type page struct {
-	resp []byte // the whole response
-	head int    // the length of its header block: a HEAD's response
-}
-
-// pageSetup checks the Pages and builds their responses. In NewServer.
+// pageSetup checks the Pages and builds their whole responses, shared read
+// only by every loop. In NewServer.
 func (srv *Server) pageSetup() error {
 	if srv.opts.wsAddr == "" || srv.opts.ws.Pages == nil {
 		return nil
 	}
-	srv.pages = make(map[string]page, len(srv.opts.ws.Pages))
+	srv.pages = make(map[string][]byte, len(srv.opts.ws.Pages))
 	for path, p := range srv.opts.ws.Pages {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "? \t") || p.ContentType == "" ||
 			strings.ContainsFunc(p.ContentType, func(r rune) bool { return r < ' ' || r == 0x7f }) || len(p.Body) > MaxPageBytes {
@@ -51,7 +45,7 @@ func (srv *Server) pageSetup() error {
 		r := []byte("HTTP/1.1 200 OK\r\nContent-Type: " + p.ContentType + "\r\nContent-Length: ")
 		r = strconv.AppendInt(r, int64(len(p.Body)), 10)
 		r = append(r, "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"...)
-		srv.pages[path] = page{resp: append(r, p.Body...), head: len(r)}
+		srv.pages[path] = append(r, p.Body...)
 	}
 	return nil
 }
@@ -62,9 +56,8 @@ func (srv *Server) pageSetup() error {
 // when Config.Path is empty) or 404. Either way the connection closes
 // after the response and never becomes a session. In OnTraffic, on the loop.
 func (srv *Server) servePage(c gnet.Conn, s *sessionmgr.Session, u ws.Upgrade, err error) gnet.Action {
-	var resp []byte
-	if p, ok := srv.pages[u.Path]; ok {
-		resp = p.resp
+	resp, ok := srv.pages[u.Path]
+	if ok {
 		s.SetCloseReason(fmt.Errorf("%w: served page %s", ErrClosedByServer, u.Path))
 	} else {
 		if path := srv.opts.ws.Path; path != "" && u.Path != path {

@@ -42,10 +42,11 @@ type Server struct {
 
 	// Fixed after NewServer: how connections open and what WebSocket
 	// sessions carry.
-	wsOp        ws.Opcode       // a WebSocket session's message type for the codec (WithWebSocket)
-	wsTrim      []byte          // the codec's delimiter, left off a WebSocket message; nil for a binary codec
-	openTimeout time.Duration   // the handshake timeout; 0 when no connection has a handshake
-	pages       map[string]page // WebSocketConfig.Pages' responses by path; nil without Pages (page.go)
+	wsOp        ws.Opcode     // a WebSocket session's message type for the codec (WithWebSocket)
+	wsTrim      []byte        // the codec's delimiter, left off a WebSocket message; nil for a binary codec
+	openTimeout time.Duration // the handshake timeout; 0 when no connection has a handshake
+
+	pages map[string][]byte // fixed after NewServer: WebSocketConfig.Pages' responses by path; nil without Pages (page.go)
 
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
 
