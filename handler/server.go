@@ -46,6 +46,8 @@ type Server struct {
 	wsTrim      []byte        // the codec's delimiter, left off a WebSocket message; nil for a binary codec
 	openTimeout time.Duration // the handshake timeout; 0 when no connection has a handshake
 
+	pages map[string][]byte // fixed after NewServer: WebSocketConfig.Pages' responses by path; nil without Pages (page.go)
+
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
 	closer  *closer   // makes the sockets' last close(2) off the loops (closer_unix.go); set in Start
 
@@ -133,6 +135,9 @@ func NewServer(h Handler, opts ...Option) (*Server, error) {
 	srv.sizer, _ = o.codec.(codec.Sizer)
 	srv.wh, _ = h.(WritabilityHandler)
 	if err := srv.wsSetup(); err != nil {
+		return nil, err
+	}
+	if err := srv.pageSetup(); err != nil {
 		return nil, err
 	}
 	if err := srv.proxySetup(); err != nil {

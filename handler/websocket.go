@@ -24,6 +24,17 @@ type WebSocketConfig struct {
 	// largest frame). Larger ones close the session with code 1009. Set it
 	// to the codec's largest frame.
 	MaxMessage int
+	// Pages are static responses to plain HTTP GETs on the listener, by
+	// request path (the query is ignored): "/" can be a page whose script
+	// opens the WebSocket endpoint on the same address. A page is answered
+	// 200 with its Content-Type, Content-Length, Cache-Control: no-store and
+	// Connection: close (a HEAD gets the headers alone), then the connection
+	// closes: it never becomes a session (no OnConnected), and counts in the
+	// metrics as a ws connection closed by the server. With Pages set, a
+	// GET for a path with no page that is not Config.Path gets 404 (logged
+	// and counted as a refused handshake). A method other than GET and HEAD
+	// gets 405 with or without Pages; without, every plain GET gets 400.
+	Pages map[string]Page
 }
 
 // WithWebSocket makes the server listen for WebSocket sessions (RFC 6455) on
@@ -117,6 +128,9 @@ func (srv *Server) wsTraffic(c gnet.Conn, st *conn, in []byte) (off, frames int,
 	if w.d == nil {
 		u, n, err := ws.ParseUpgrade(in, &srv.opts.ws.Config)
 		if err != nil {
+			if srv.pages != nil && errors.Is(err, ws.ErrNotWebSocket) {
+				return 0, 0, true, srv.servePage(c, s, u, err) // page.go
+			}
 			_, _ = c.Write(ws.AppendReject(nil, err))
 			srv.wsReject(s, "bad handshake", err)
 			return 0, 0, true, gnet.Close

@@ -1,5 +1,6 @@
 // Package demo holds what herald's demo servers share: their command-line
-// flags, logger setup and signal handling.
+// flags, logger setup and signal handling, and the chat page (ChatPage)
+// their -ws listener serves.
 package demo
 
 import (
@@ -18,7 +19,6 @@ import (
 	"github.com/herald-mmo/herald/handler"
 	"github.com/herald-mmo/herald/sessionmgr"
 	"github.com/herald-mmo/herald/transport/proxyproto"
-	"github.com/herald-mmo/herald/transport/ws"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 )
@@ -28,7 +28,7 @@ import (
 func Main(name, addr, codecName string, h handler.Handler) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	addrF := fs.String("addr", addr, "TCP address to listen on")
-	wsF := fs.String("ws", "", "also accept WebSocket sessions on this address, endpoint /ws (e.g. 127.0.0.1:7080); a message carries one frame of -codec")
+	wsF := fs.String("ws", "", "also accept WebSocket sessions on this address, endpoint /ws, and serve a chat page at / (e.g. 127.0.0.1:7080); a message carries one frame of -codec")
 	wsOrigin := fs.String("ws-origin", "", "with -ws: the Origin values a browser's handshake may carry, as URL,... (e.g. https://chat.example.com); others get 403; empty: any")
 	proxyF := fs.Bool("proxy-protocol", false, "every connection (TCP and -ws) starts with a PROXY protocol v1/v2 header from a trusted proxy; sessions see the client's address")
 	proxyFrom := fs.String("proxy-from", proxyproto.DefaultTrusted, "with -proxy-protocol: the proxies allowed to connect, as CIDR,...; anyone else is refused")
@@ -75,9 +75,9 @@ func Main(name, addr, codecName string, h handler.Handler) {
 		handler.WithMaxConns(*maxConns), handler.WithMaxHeld(*maxHeld), handler.WithIdleTimeout(*idle), handler.WithFrameTimeout(*frameTimeout),
 	}
 	if *wsF != "" {
-		// A message holds one frame: the max frame bounds it (a line's
-		// message is its body, which -max-frame bounds too).
-		opts = append(opts, handler.WithWebSocket(*wsF, handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Origins: SplitList(*wsOrigin)}, MaxMessage: *maxFrame}))
+		wc := WebSocketConfig(*maxFrame)
+		wc.Origins = SplitList(*wsOrigin)
+		opts = append(opts, handler.WithWebSocket(*wsF, wc))
 	}
 	if *proxyF {
 		trusted, err := proxyproto.ParsePrefixes(*proxyFrom)

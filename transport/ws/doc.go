@@ -17,8 +17,10 @@
 //   - ParseUpgrade checks the opening handshake (GET, Host, Upgrade,
 //     Connection, Sec-WebSocket-Key and -Version 13, an optional path and
 //     Origin allow-list, a cap on the header size); AppendAccept writes the
-//     101, AppendReject the 400/403/404/426/431 for a refusal. A handshake
-//     that never ends is the caller's to time out.
+//     101, AppendReject the 400/403/404/405/426/431 for a refusal. A plain
+//     GET or a HEAD is told apart (ErrNotWebSocket), for a caller that
+//     serves a page there. A handshake that never ends is the caller's to
+//     time out.
 //   - Decoder.Next decodes text, binary, ping, pong and close frames,
 //     fragmentation with control frames between fragments, UTF-8 of text
 //     checked fragment by fragment, a message size limit checked from the

@@ -11,11 +11,14 @@ var (
 	ErrHeaderTooLarge = errors.New("herald/ws: handshake header too large")
 	// ErrBadRequest: the request is not well-formed HTTP/1.1 or is not a
 	// valid WebSocket upgrade (missing or malformed Host, Connection,
-	// Sec-WebSocket-Key, a method other than GET, ...).
+	// Sec-WebSocket-Key, bytes that are no request method, ...).
 	ErrBadRequest = errors.New("herald/ws: bad handshake request")
-	// ErrNotWebSocket: a well-formed GET without "Upgrade: websocket". The
-	// returned Upgrade holds its Path, so the caller may serve a plain
-	// HTTP response (a page) instead of the 400 AppendReject writes.
+	// ErrBadMethod: a request method other than GET and HEAD (405).
+	ErrBadMethod = errors.New("herald/ws: method not allowed")
+	// ErrNotWebSocket: a well-formed GET without "Upgrade: websocket", or
+	// a well-formed HEAD. The returned Upgrade holds its Path (and Head),
+	// so the caller may serve a plain HTTP response (a page) instead of the
+	// 400 AppendReject writes.
 	ErrNotWebSocket = errors.New("herald/ws: not a websocket upgrade")
 	// ErrBadVersion: Sec-WebSocket-Version is not 13 (answered with 426).
 	ErrBadVersion = errors.New("herald/ws: unsupported websocket version")

@@ -17,7 +17,7 @@ import (
 // every error is a *HandshakeError whose reject is valid HTTP, and an
 // accepted request's 101 is accepted by ParseAccept with its key.
 func FuzzParseUpgrade(f *testing.F) {
-	for _, s := range []string{chromeUpgrade, firefoxUpgrade, rfcUpgrade, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "GET /ws HTTP/1.1\r\n\r\n"} {
+	for _, s := range []string{chromeUpgrade, firefoxUpgrade, rfcUpgrade, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", "GET /ws HTTP/1.1\r\n\r\n"} {
 		f.Add([]byte(s), uint8(0))
 		f.Add([]byte(s), uint8(1))
 	}

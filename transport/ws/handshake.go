@@ -56,6 +56,9 @@ type Upgrade struct {
 	Origin    string // Origin header, "" if absent
 	Key       string // Sec-WebSocket-Key, as sent
 	Protocols string // Sec-WebSocket-Protocol as sent, "" if absent (herald selects none)
+	// Head is whether the request is a HEAD, never an upgrade: it comes
+	// with ErrNotWebSocket, for a page's headers without its body.
+	Head bool
 	// Deflate is whether permessage-deflate was negotiated (Config.Deflate
 	// and an acceptable offer): AppendAccept then confirms it, the
 	// connection's Decoder needs AcceptDeflate, and the connection may be
@@ -66,7 +69,7 @@ type Upgrade struct {
 // HandshakeError is a rejected handshake: the HTTP status to answer with
 // (AppendReject writes it) and the sentinel it wraps.
 type HandshakeError struct {
-	Status int    // 400, 403, 404, 426 or 431
+	Status int    // 400, 403, 404, 405, 426 or 431
 	Err    error  // one of the handshake sentinels
 	Detail string // what exactly was wrong
 }
@@ -89,8 +92,11 @@ func reject(status int, err error, format string, args ...any) *HandshakeError {
 var (
 	crlf      = []byte("\r\n")
 	endHeader = []byte("\r\n\r\n")
-	methodGET = []byte("GET ")
 )
+
+// maxMethod bounds a request method's length (the longest registered one,
+// UPDATEREDIRECTREF, has 17 bytes).
+const maxMethod = 20
 
 // ParseUpgrade parses a WebSocket opening handshake (RFC 6455 section 4.2.1)
 // from the bytes buffered so far. It never blocks and keeps no state:
@@ -102,16 +108,18 @@ var (
 // A rejected request returns n > 0 for a complete request (0 when it is
 // rejected early, from its first bytes or for being too large) and a
 // *HandshakeError; answer it with AppendReject and close. A well-formed
-// GET that is not an upgrade returns ErrNotWebSocket with Upgrade.Path and
-// Host set, so a caller may serve a page there instead.
+// GET that is not an upgrade, or a well-formed HEAD (Upgrade.Head), returns
+// ErrNotWebSocket with Upgrade.Path and Host set, so a caller may serve a
+// page there instead. Any other method is refused with 405 (ErrBadMethod)
+// as soon as it is read.
 //
 // A peer that never finishes its header is the caller's to time out;
 // ParseUpgrade only bounds its size (ErrHeaderTooLarge once
 // Config.MaxHeaderBytes arrive without the end of the header). A request
 // body is not expected: an upgrade has none.
 func ParseUpgrade(in []byte, cfg *Config) (u Upgrade, n int, err error) {
-	if p := min(len(in), len(methodGET)); !bytes.Equal(in[:p], methodGET[:p]) {
-		return Upgrade{}, 0, reject(http.StatusBadRequest, ErrBadRequest, "method is not GET")
+	if err := checkMethod(in); err != nil {
+		return Upgrade{}, 0, err
 	}
 	limit := cfg.maxHeader()
 	end := bytes.Index(in[:min(len(in), limit)], endHeader)
@@ -132,9 +140,31 @@ type request struct {
 	hosts, keys, versions                                                  int
 }
 
+// checkMethod refuses, from its first bytes, a request whose method is not
+// GET or HEAD (405), or that cannot start with a method at all (400). A
+// method not complete yet is no error.
+func checkMethod(in []byte) error {
+	m := in[:min(len(in), maxMethod+1)]
+	sp := bytes.IndexByte(m, ' ')
+	if sp < 0 {
+		if len(m) <= maxMethod && isToken(m) {
+			return nil // to be continued
+		}
+		return reject(http.StatusBadRequest, ErrBadRequest, "no request method")
+	}
+	m = m[:sp]
+	switch {
+	case string(m) == "GET" || string(m) == "HEAD":
+		return nil
+	case len(m) > 0 && isToken(m):
+		return reject(http.StatusMethodNotAllowed, ErrBadMethod, "method %q", m)
+	}
+	return reject(http.StatusBadRequest, ErrBadRequest, "no request method")
+}
+
 func parseRequest(head []byte, cfg *Config) (Upgrade, error) {
 	line, rest, _ := bytes.Cut(head, crlf)
-	target, ok := parseRequestLine(line)
+	target, isHead, ok := parseRequestLine(line)
 	if !ok {
 		return Upgrade{}, reject(http.StatusBadRequest, ErrBadRequest, "malformed request line %q", line)
 	}
@@ -168,6 +198,9 @@ func parseRequest(head []byte, cfg *Config) (Upgrade, error) {
 	switch {
 	case r.hosts != 1 || r.host == "":
 		return u, reject(http.StatusBadRequest, ErrBadRequest, "want one Host header, got %d", r.hosts)
+	case isHead:
+		u.Head = true
+		return u, reject(http.StatusBadRequest, ErrNotWebSocket, "HEAD request")
 	case !hasToken(r.upgrade, "websocket"):
 		return u, reject(http.StatusBadRequest, ErrNotWebSocket, "no Upgrade: websocket")
 	case cfg != nil && cfg.Path != "" && path != cfg.Path:
@@ -184,23 +217,20 @@ func parseRequest(head []byte, cfg *Config) (Upgrade, error) {
 	return u, nil
 }
 
-// parseRequestLine checks "GET SP origin-form SP HTTP/1.x" (x >= 1) and
-// returns the target.
-func parseRequestLine(line []byte) (target string, ok bool) {
-	rest, found := bytes.CutPrefix(line, methodGET)
-	if !found {
-		return "", false
-	}
+// parseRequestLine checks "GET SP origin-form SP HTTP/1.x" (x >= 1), or
+// HEAD, and returns the target. checkMethod has seen the method.
+func parseRequestLine(line []byte) (target string, head, ok bool) {
+	method, rest, _ := bytes.Cut(line, []byte(" "))
 	t, version, found := bytes.Cut(rest, []byte(" "))
 	if !found || len(t) == 0 || t[0] != '/' || !httpVersion11(version) {
-		return "", false
+		return "", false, false
 	}
 	for _, c := range t {
 		if c <= ' ' || c == 0x7f {
-			return "", false
+			return "", false, false
 		}
 	}
-	return string(t), true
+	return string(t), string(method) == "HEAD", true
 }
 
 func httpVersion11(v []byte) bool {
@@ -320,8 +350,8 @@ func AppendAccept(dst []byte, u Upgrade) []byte {
 
 // AppendReject appends the HTTP response that answers a failed handshake:
 // the *HandshakeError's status (400 for any other error), the reason as a
-// text body, "Connection: close", and for 426 the version herald speaks.
-// Close the connection after writing it.
+// text body, "Connection: close", for 405 the methods served and for 426
+// the version herald speaks. Close the connection after writing it.
 func AppendReject(dst []byte, err error) []byte {
 	status := http.StatusBadRequest
 	if he, ok := err.(*HandshakeError); ok {
@@ -336,7 +366,10 @@ func AppendReject(dst []byte, err error) []byte {
 	dst = append(dst, ' ')
 	dst = append(dst, http.StatusText(status)...)
 	dst = append(dst, "\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"...)
-	if status == http.StatusUpgradeRequired {
+	switch status {
+	case http.StatusMethodNotAllowed:
+		dst = append(dst, "Allow: GET, HEAD\r\n"...)
+	case http.StatusUpgradeRequired:
 		dst = append(dst, "Sec-WebSocket-Version: 13\r\n"...)
 	}
 	dst = append(dst, "Content-Length: "...)

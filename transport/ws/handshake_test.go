@@ -37,11 +37,15 @@ func TestParseUpgrade(t *testing.T) {
 			want: ws.Upgrade{Path: "/chat", Host: "server.example.com", Origin: "http://example.com", Key: "dGhlIHNhbXBsZSBub25jZQ==", Protocols: "chat, superchat"}},
 		{name: "no origin passes an allow-list", in: edit(chromeUpgrade, "Origin: http://127.0.0.1:7080\r\n", ""), cfg: browsers,
 			want: ws.Upgrade{Path: "/ws", Host: "127.0.0.1:7080", Key: "dGhlIHNhbXBsZSBub25jZQ=="}},
-		{name: "lower-case method", in: "get" + rfcUpgrade[3:], status: 400, sent: ws.ErrBadRequest},
+		{name: "lower-case method", in: "get" + rfcUpgrade[3:], status: 405, sent: ws.ErrBadMethod},
 		{name: "upper-case names", in: edit(edit(rfcUpgrade, "Upgrade: websocket", "UPGRADE: WebSocket"), "Connection: Upgrade", "connection: UPGRADE"),
 			want: ws.Upgrade{Path: "/chat", Host: "server.example.com", Origin: "http://example.com", Key: "dGhlIHNhbXBsZSBub25jZQ==", Protocols: "chat, superchat"}},
 
-		{name: "post", in: "POST" + rfcUpgrade[3:], status: 400, sent: ws.ErrBadRequest},
+		{name: "post", in: "POST" + rfcUpgrade[3:], status: 405, sent: ws.ErrBadMethod},
+		{name: "a TLS hello", in: "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", status: 400, sent: ws.ErrBadRequest},
+		{name: "no method", in: " / HTTP/1.1\r\nHost: h\r\n\r\n", status: 400, sent: ws.ErrBadRequest},
+		{name: "method too long", in: strings.Repeat("A", 21) + " / HTTP/1.1\r\nHost: h\r\n\r\n", status: 400, sent: ws.ErrBadRequest},
+		{name: "longest method", in: strings.Repeat("A", 20) + " / HTTP/1.1\r\nHost: h\r\n\r\n", status: 405, sent: ws.ErrBadMethod},
 		{name: "http/1.0", in: edit(rfcUpgrade, "HTTP/1.1", "HTTP/1.0"), status: 400, sent: ws.ErrBadRequest},
 		{name: "absolute target", in: edit(rfcUpgrade, "/chat", "http://x/chat"), status: 400, sent: ws.ErrBadRequest},
 		{name: "no host", in: edit(rfcUpgrade, "Host: server.example.com\r\n", ""), status: 400, sent: ws.ErrBadRequest},
@@ -49,6 +53,8 @@ func TestParseUpgrade(t *testing.T) {
 		{name: "folded header", in: edit(rfcUpgrade, "Origin:", " Origin:"), status: 400, sent: ws.ErrBadRequest},
 		{name: "control character", in: edit(rfcUpgrade, "example.com\r\n", "exa\x00mple.com\r\n"), status: 400, sent: ws.ErrBadRequest},
 		{name: "plain GET for a page", in: "GET / HTTP/1.1\r\nHost: h\r\n\r\n", cfg: browsers, want: ws.Upgrade{Path: "/", Host: "h"}, status: 400, sent: ws.ErrNotWebSocket},
+		{name: "HEAD for a page", in: "HEAD /?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", cfg: browsers, want: ws.Upgrade{Path: "/", Host: "h", Head: true}, status: 400, sent: ws.ErrNotWebSocket},
+		{name: "HEAD is never an upgrade", in: "HEAD" + rfcUpgrade[3:], status: 400, sent: ws.ErrNotWebSocket},
 		{name: "upgrade to h2c", in: edit(rfcUpgrade, "Upgrade: websocket", "Upgrade: h2c"), status: 400, sent: ws.ErrNotWebSocket},
 		{name: "connection without upgrade", in: edit(rfcUpgrade, "Connection: Upgrade", "Connection: keep-alive"), status: 400, sent: ws.ErrBadRequest},
 		{name: "version 8", in: edit(rfcUpgrade, "Version: 13", "Version: 8"), status: 426, sent: ws.ErrBadVersion},
@@ -111,6 +117,17 @@ func TestAppendRejectParsesAsHTTP(t *testing.T) {
 		t.Fatal(rerr)
 	}
 	if resp.StatusCode != 426 || resp.Header.Get("Sec-WebSocket-Version") != "13" || !resp.Close {
+		t.Fatalf("response %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestAppendRejectAllowsGETAndHEAD(t *testing.T) {
+	_, _, err := ws.ParseUpgrade([]byte("DELETE /ws HTTP/1.1\r\n"), nil)
+	resp, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(ws.AppendReject(nil, err))), nil)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" || !resp.Close {
 		t.Fatalf("response %d %v", resp.StatusCode, resp.Header)
 	}
 }
