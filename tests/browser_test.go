@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"syscall"
@@ -21,23 +20,6 @@ import (
 	"github.com/herald-mmo/herald/handler"
 	"github.com/herald-mmo/herald/internal/demo"
 )
-
-// chromium returns the path of Debian's chromium. Without it the test
-// fails in CI (.ci/run installs it) and skips elsewhere, saying how to get
-// it.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; CI must install it (.ci/run: apt-get install chromium)")
-	}
-	t.Skip("SKIPPING the browser test: no chromium on PATH. Install chromium: apt-get install chromium")
-	return ""
-}
 
 // browserTab is one page of the chat, in a tab of a headless chromium.
 type browserTab struct {
@@ -79,7 +61,7 @@ func (b *browserTab) say(line string) {
 func openBrowser(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(needTool(t, "chromium", "apt-get install chromium")),
 		chromedp.Flag("headless", "new"),
 		chromedp.NoSandbox, // containers and CI runners often have no user namespaces
 		chromedp.DisableGPU,
