@@ -16,14 +16,28 @@ import (
 // WebSocketConfig configures the WebSocket listener (WithWebSocket).
 type WebSocketConfig struct {
 	// Config is the handshake's: the endpoint path ("" accepts any), the
-	// Origin allow-list and the cap on the header size. Deflate must be
-	// false: the server does not negotiate permessage-deflate yet.
+	// Origin allow-list, the cap on the header size, and Deflate.
+	//
+	// Deflate accepts clients' permessage-deflate offers (RFC 7692) with
+	// no context takeover either way: such a client's compressed messages
+	// are inflated (bounded by MaxMessage; a corrupt one closes its
+	// session with 1007), and it gets every message of at least
+	// DeflateMin bytes compressed when that makes it smaller, the others
+	// plain. A broadcast is compressed once per frame, by the first loop
+	// that writes it, and the compressed bytes are shared by every
+	// recipient that negotiated it (sessionmgr.Session.SetDeflate); TCP
+	// and other WebSocket members get the frame as without it.
+	// DEFLATEFIGURES
 	ws.Config
 	// MaxMessage is the largest message payload a peer may send, all its
 	// fragments together (0: ws.DefaultMaxMessage, the packet codec's
 	// largest frame). Larger ones close the session with code 1009. Set it
 	// to the codec's largest frame.
 	MaxMessage int
+	// DeflateMin is, with Deflate, the smallest message payload sent
+	// compressed (0: sessionmgr.DefaultDeflateMin, 1 KiB). Below it,
+	// compressing costs more CPU than the few bytes it saves are worth.
+	DeflateMin int
 }
 
 // WithWebSocket makes the server listen for WebSocket sessions (RFC 6455) on
@@ -91,8 +105,8 @@ func (srv *Server) wsSetup() error {
 	if o.wsAddr == "" {
 		return nil
 	}
-	if o.ws.Deflate || o.ws.MaxMessage < 0 {
-		return fmt.Errorf("%w: WebSocket: no Deflate (not supported yet), no negative limit", ErrBadOption)
+	if o.ws.MaxMessage < 0 || o.ws.DeflateMin < 0 {
+		return fmt.Errorf("%w: WebSocket: negative MaxMessage or DeflateMin", ErrBadOption)
 	}
 	srv.wsOp = ws.OpBinary
 	if d, ok := srv.codec.(codec.Delimited); ok {
@@ -128,6 +142,10 @@ func (srv *Server) wsTraffic(c gnet.Conn, st *conn, in []byte) (off, frames int,
 			return 0, 0, true, gnet.None
 		}
 		w.d = ws.NewDecoder(srv.opts.ws.MaxMessage)
+		if u.Deflate {
+			w.d.AcceptDeflate()
+			s.SetDeflate(srv.opts.ws.DeflateMin) // before openNow's Add
+		}
 		off = n
 		if srv.openNow(st) {
 			return off, 0, true, gnet.None

@@ -41,12 +41,24 @@ func startWS(t *testing.T, c codec.Codec, maxMessage int, logs *syncBuffer, opts
 // dialWS opens a gorilla/websocket client on srv's WebSocket listener.
 func dialWS(t *testing.T, srv *handler.Server) *websocket.Conn {
 	t.Helper()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	return dialWSWith(t, srv, false)
+}
+
+// dialWSWith is dialWS, offering permessage-deflate if compress (gorilla
+// compresses what it sends then, and the test fails unless the server
+// accepted the offer).
+func dialWSWith(t *testing.T, srv *handler.Server, compress bool) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, EnableCompression: compress}
 	conn, resp, err := d.Dial("ws://"+srv.WebSocketAddr().String()+"/ws", nil)
 	if err != nil {
 		t.Fatalf("websocket dial: %v", err)
 	}
 	resp.Body.Close()
+	if got := strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"); got != compress {
+		conn.Close()
+		t.Fatalf("permessage-deflate negotiated %v; offered %v (Sec-WebSocket-Extensions %q)", got, compress, resp.Header.Get("Sec-WebSocket-Extensions"))
+	}
 	conn.SetReadLimit(4 << 20)
 	t.Cleanup(func() { conn.Close() })
 	return conn
@@ -104,108 +116,130 @@ func roomWires() []roomWire {
 // TestWebSocketRoom: WebSocket clients and TCP clients in one room of
 // cmd/broadcast's handler each receive every frame from every sender, intact
 // and in per-sender order, with the packet codec (binary messages) and the
-// line codec (text messages without the newline).
+// line codec (text messages without the newline). With deflate on, the
+// first WebSocket client negotiates permessage-deflate (gorilla then
+// compresses everything it sends) and the second does not: each frame of at
+// least DefaultDeflateMin bytes is compressed once on the server for the
+// room, not once per recipient.
 func TestWebSocketRoom(t *testing.T) {
 	const wsClients, tcpClients, perSender = 2, 2, 120
 	for _, rw := range roomWires() {
-		t.Run(rw.name, func(t *testing.T) {
-			srv := startWS(t, rw.codec, 0, nil)
-			var wsConns []*websocket.Conn
-			var tcpConns []net.Conn
-			var tcpReaders []*bufio.Reader
-			for range wsClients {
-				wsConns = append(wsConns, dialWS(t, srv))
-			}
-			for range tcpClients {
-				c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				tcpConns = append(tcpConns, c)
-				tcpReaders = append(tcpReaders, bufio.NewReader(c))
-			}
-			senders := wsClients + tcpClients
-			waitFor(t, 5*time.Second, "every session open", func() bool { return srv.Manager().Len() == senders })
+		for _, deflate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/deflate=%v", rw.name, deflate), func(t *testing.T) {
+				testWebSocketRoom(t, rw, deflate, wsClients, tcpClients, perSender)
+			})
+		}
+	}
+}
 
-			// want[i] is everything sender i sends, as its frames.
-			want := make([][][]byte, senders)
-			for i := range senders {
-				for seq := range perSender {
-					want[i] = append(want[i], rw.frame(i, seq))
+func testWebSocketRoom(t *testing.T, rw roomWire, deflate bool, wsClients, tcpClients, perSender int) {
+	srv := startWS(t, rw.codec, 0, nil, handler.WithWebSocket("127.0.0.1:0",
+		handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Deflate: deflate}}))
+	var wsConns []*websocket.Conn
+	var tcpConns []net.Conn
+	var tcpReaders []*bufio.Reader
+	for i := range wsClients {
+		wsConns = append(wsConns, dialWSWith(t, srv, deflate && i == 0))
+	}
+	for range tcpClients {
+		c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		tcpConns = append(tcpConns, c)
+		tcpReaders = append(tcpReaders, bufio.NewReader(c))
+	}
+	senders := wsClients + tcpClients
+	waitFor(t, 5*time.Second, "every session open", func() bool { return srv.Manager().Len() == senders })
+
+	// want[i] is everything sender i sends, as its frames.
+	want := make([][][]byte, senders)
+	for i := range senders {
+		for seq := range perSender {
+			want[i] = append(want[i], rw.frame(i, seq))
+		}
+	}
+	got := make([][][]byte, senders) // got[receiver]: the frames in arrival order
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*senders)
+	total := senders * perSender
+	for r := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for len(got[r]) < total {
+				var f []byte
+				var err error
+				if r < wsClients {
+					c := wsConns[r]
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					var op int
+					var m []byte
+					if op, m, err = c.ReadMessage(); err == nil && op != rw.op {
+						err = fmt.Errorf("message type %d, want %d", op, rw.op)
+					}
+					f = rw.unmsg(m)
+				} else {
+					c := tcpConns[r-wsClients]
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					f, err = rw.read(tcpReaders[r-wsClients])
+				}
+				if err != nil {
+					errs <- fmt.Errorf("receiver %d after %d frames: %w", r, len(got[r]), err)
+					return
+				}
+				got[r] = append(got[r], f)
+			}
+		}()
+	}
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, f := range want[i] {
+				var err error
+				if i < wsClients {
+					err = wsConns[i].WriteMessage(rw.op, rw.msg(f))
+				} else {
+					_, err = tcpConns[i-wsClients].Write(f)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("sender %d: %w", i, err)
+					return
 				}
 			}
-			got := make([][][]byte, senders) // got[receiver]: the frames in arrival order
-			var wg sync.WaitGroup
-			errs := make(chan error, 2*senders)
-			total := senders * perSender
-			for r := range senders {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for len(got[r]) < total {
-						var f []byte
-						var err error
-						if r < wsClients {
-							c := wsConns[r]
-							_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-							var op int
-							var m []byte
-							if op, m, err = c.ReadMessage(); err == nil && op != rw.op {
-								err = fmt.Errorf("message type %d, want %d", op, rw.op)
-							}
-							f = rw.unmsg(m)
-						} else {
-							c := tcpConns[r-wsClients]
-							_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-							f, err = rw.read(tcpReaders[r-wsClients])
-						}
-						if err != nil {
-							errs <- fmt.Errorf("receiver %d after %d frames: %w", r, len(got[r]), err)
-							return
-						}
-						got[r] = append(got[r], f)
-					}
-				}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for r := range senders {
+		next := make([]int, senders)
+		for k, f := range got[r] {
+			var sender, seq int
+			if _, err := fmt.Sscanf(string(rw.body(f)), "s%d n%d", &sender, &seq); err != nil || sender >= senders || seq >= perSender {
+				t.Fatalf("receiver %d frame %d: %q is no sender's", r, k, f[:min(len(f), 30)])
 			}
-			for i := range senders {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for _, f := range want[i] {
-						var err error
-						if i < wsClients {
-							err = wsConns[i].WriteMessage(rw.op, rw.msg(f))
-						} else {
-							_, err = tcpConns[i-wsClients].Write(f)
-						}
-						if err != nil {
-							errs <- fmt.Errorf("sender %d: %w", i, err)
-							return
-						}
-					}
-				}()
+			if seq != next[sender] || !bytes.Equal(f, want[sender][seq]) {
+				t.Fatalf("receiver %d frame %d: sender %d's seq %d (intact %v); want seq %d",
+					r, k, sender, seq, bytes.Equal(f, want[sender][seq]), next[sender])
 			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
+			next[sender]++
+		}
+	}
+	large := 0 // frames whose message payload the server compresses
+	for i := range senders {
+		for _, f := range want[i] {
+			if len(rw.msg(f)) >= sessionmgr.DefaultDeflateMin {
+				large++
 			}
-			for r := range senders {
-				next := make([]int, senders)
-				for k, f := range got[r] {
-					var sender, seq int
-					if _, err := fmt.Sscanf(string(rw.body(f)), "s%d n%d", &sender, &seq); err != nil || sender >= senders || seq >= perSender {
-						t.Fatalf("receiver %d frame %d: %q is no sender's", r, k, f[:min(len(f), 30)])
-					}
-					if seq != next[sender] || !bytes.Equal(f, want[sender][seq]) {
-						t.Fatalf("receiver %d frame %d: sender %d's seq %d (intact %v); want seq %d",
-							r, k, sender, seq, bytes.Equal(f, want[sender][seq]), next[sender])
-					}
-					next[sender]++
-				}
-			}
-		})
+		}
+	}
+	if got := srv.Manager().Counters().Deflated; deflate && (large == 0 || got != uint64(large)) || !deflate && got != 0 {
+		t.Errorf("Counters.Deflated = %d with deflate %v; want one compression per large frame (%d)", got, deflate, large)
 	}
 }
 
