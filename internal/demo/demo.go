@@ -28,6 +28,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	addrF := fs.String("addr", addr, "TCP address to listen on")
 	wsF := fs.String("ws", "", "also accept WebSocket sessions on this address, endpoint /ws (e.g. 127.0.0.1:7080); a message carries one frame of -codec")
+	wsDeflate := fs.Bool("ws-deflate", false, "with -ws: accept permessage-deflate; messages of 1 KiB or more go compressed, once per broadcast (pays for large text only)")
 	proxyF := fs.Bool("proxy-protocol", false, "every connection (TCP and -ws) starts with a PROXY protocol v1/v2 header from a trusted proxy; sessions see the client's address")
 	proxyFrom := fs.String("proxy-from", proxyproto.DefaultTrusted, "with -proxy-protocol: the proxies allowed to connect, as CIDR,...; anyone else is refused")
 	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v, fixed:N, delimiter:BYTES", codec.Names))
@@ -75,7 +76,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	if *wsF != "" {
 		// A message holds one frame: the max frame bounds it (a line's
 		// message is its body, which -max-frame bounds too).
-		opts = append(opts, handler.WithWebSocket(*wsF, handler.WebSocketConfig{Config: ws.Config{Path: "/ws"}, MaxMessage: *maxFrame}))
+		opts = append(opts, handler.WithWebSocket(*wsF, handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Deflate: *wsDeflate}, MaxMessage: *maxFrame}))
 	}
 	if *proxyF {
 		trusted, err := proxyproto.ParsePrefixes(*proxyFrom)
