@@ -409,7 +409,7 @@ func benchText(n int) []byte {
 }
 
 // BenchmarkBroadcastDeflate measures whether permessage-deflate pays:
-// each op broadcasts one frame to 100 WebSocket sessions on one loop and
+// each op broadcasts one frame to 10 or 100 WebSocket sessions on one loop and
 // flushes them, the sessions plain or all deflate with every message
 // compressed when it shrinks (SetDeflate(1)), for a 64-byte binary packet
 // (random bytes), a 100-byte chat line and 4 KiB of chat text. "null"
@@ -421,7 +421,6 @@ func benchText(n int) []byte {
 // saves. wireB/recipient is the bytes each socket is handed. Quote deflate
 // against plain from the same run.
 func BenchmarkBroadcastDeflate(b *testing.B) {
-	const n = 100
 	inputs := []struct {
 		name string
 		op   ws.Opcode
@@ -432,11 +431,13 @@ func BenchmarkBroadcastDeflate(b *testing.B) {
 		{"text4k", ws.OpText, benchText(4096)},
 	}
 	for _, conn := range []string{"null", "socket"} {
-		for _, in := range inputs {
-			for _, deflate := range []bool{false, true} {
-				b.Run(fmt.Sprintf("%s/%s/deflate=%v", conn, in.name, deflate), func(b *testing.B) {
-					withoutDebug(func() { benchBroadcastDeflate(b, n, conn == "socket", in.op, in.p, deflate) })
-				})
+		for _, n := range []int{10, 100} {
+			for _, in := range inputs {
+				for _, deflate := range []bool{false, true} {
+					b.Run(fmt.Sprintf("%s/recipients=%d/%s/deflate=%v", conn, n, in.name, deflate), func(b *testing.B) {
+						withoutDebug(func() { benchBroadcastDeflate(b, n, conn == "socket", in.op, in.p, deflate) })
+					})
+				}
 			}
 		}
 	}
