@@ -22,6 +22,18 @@ func newWSSession(t testing.TB, m *Manager, fl *fakeLoop, op ws.Opcode, trim []b
 	return s, c
 }
 
+// newDeflateSession is newWSSession for a peer that negotiated
+// permessage-deflate: SetDeflate(min) before Add, as the server does.
+func newDeflateSession(t testing.TB, m *Manager, fl *fakeLoop, op ws.Opcode, trim []byte, min int) (*Session, *fakeConn) {
+	c := newConn(t, fl)
+	s := m.NewSession(c, fl.l)
+	s.SetWebSocket(op, trim)
+	s.SetDeflate(min)
+	c.onClose = func() { m.Closed(s) }
+	m.Add(s)
+	return s, c
+}
+
 // wsMessages decodes what a WebSocket client would read from out.
 func wsMessages(t *testing.T, out []byte) [][]byte {
 	t.Helper()
@@ -178,7 +190,7 @@ func TestWebSocketDeflateBroadcastOnce(t *testing.T) {
 		{compressible(0, 4000), true},
 		{compressible(1, 100), false},   // under the threshold
 		{payload(3000), false},          // random: deflate does not shrink it
-		{compressible(3, 70000), true},  // 16-bit length form, beside the in-place path
+		{compressible(3, 70000), true},  // a 64-bit length plain, 16-bit compressed
 		{compressible(4, min), true},    // exactly the threshold
 		{compressible(5, min-1), false}, // one under
 		{bytes.Repeat([]byte{7}, 300), true},
@@ -190,14 +202,10 @@ func TestWebSocketDeflateBroadcastOnce(t *testing.T) {
 		kind string
 	}
 	var members []member
-	for _, fl := range []*fakeLoop{newLoop(t), newLoop(t)} {
+	loops := []*fakeLoop{newLoop(t), newLoop(t)}
+	for _, fl := range loops {
 		for i := range 3 {
-			c := newConn(t, fl)
-			s := m.NewSession(c, fl.l)
-			s.SetWebSocket(ws.OpBinary, nil)
-			s.SetDeflate(min)
-			c.onClose = func() { m.Closed(s) }
-			m.Add(s)
+			s, c := newDeflateSession(t, m, fl, ws.OpBinary, nil, min)
 			members = append(members, member{s, c, fl, fmt.Sprintf("deflate %d", i)})
 		}
 		w, wc := newWSSession(t, m, fl, ws.OpBinary, nil)
@@ -207,10 +215,9 @@ func TestWebSocketDeflateBroadcastOnce(t *testing.T) {
 	for _, f := range frames {
 		m.Broadcast(sendbuffer.Copy(f.p))
 	}
-	for _, mb := range members[:1] {
-		mb.fl.drain()
+	for _, fl := range loops {
+		fl.drain()
 	}
-	members[len(members)-1].fl.drain()
 	wantCompressions := 0
 	for _, f := range frames {
 		if len(f.p) >= min {
@@ -266,12 +273,7 @@ func TestWebSocketDeflateHeldOutlivesOthers(t *testing.T) {
 	var ss []*Session
 	var cs []*fakeConn
 	for _, fl := range []*fakeLoop{fl1, fl2} {
-		c := newConn(t, fl)
-		s := m.NewSession(c, fl.l)
-		s.SetWebSocket(ws.OpText, []byte("\n"))
-		s.SetDeflate(100)
-		c.onClose = func() { m.Closed(s) }
-		m.Add(s)
+		s, c := newDeflateSession(t, m, fl, ws.OpText, []byte("\n"), 100)
 		ss, cs = append(ss, s), append(cs, c)
 	}
 	cs[1].stall(true)
@@ -319,20 +321,18 @@ func TestWebSocketDeflateHeldOutlivesOthers(t *testing.T) {
 // TestWebSocketDeflateReply: on a deflate text session a large Reply goes
 // compressed (its own compression: one recipient) and a small one plain,
 // both without the delimiter; a Reply while the session is unwritable is
-// held and compressed when written.
+// held, and compressed when it is written.
 func TestWebSocketDeflateReply(t *testing.T) {
 	checkBuffers(t)
-	m := newManager(t, Config{})
+	m := newManager(t, Config{Limits: Limits{LowWatermark: 10, HighWatermark: 20, MaxPending: 1 << 20}})
 	fl := newLoop(t)
-	c := newConn(t, fl)
-	w := m.NewSession(c, fl.l)
-	w.SetWebSocket(ws.OpText, []byte("\n"))
-	w.SetDeflate(0) // DefaultDeflateMin
-	c.onClose = func() { m.Closed(w) }
-	m.Add(w)
+	w, c := newDeflateSession(t, m, fl, ws.OpText, []byte("\n"), 0) // DefaultDeflateMin
+	c.stall(true)
 	long := bytes.Repeat([]byte("all work and no play "), 300) // > DefaultDeflateMin and coalesceMax
 	mid := long[:DefaultDeflateMin]
 	fl.callback(w, func() {
+		// hi leaves 4 bytes in the outbound buffer, long more than the high
+		// watermark: mid is held.
 		for _, p := range [][]byte{[]byte("hi\n"), append(bytes.Clone(long), '\n'), append(bytes.Clone(mid), '\n')} {
 			if err := w.Reply(p); err != nil {
 				t.Fatalf("Reply: %v", err)
@@ -340,6 +340,16 @@ func TestWebSocketDeflateReply(t *testing.T) {
 		}
 	})
 	fl.drain()
+	var held int
+	fl.do(func() { held = len(w.backlog) })
+	if held != 1 {
+		t.Fatalf("%d frames held after the replies; want 1 (the test needs mid held)", held)
+	}
+	c.stall(false)
+	c.peerRead(1 << 30)
+	fl.do(func() { fl.l.Poll() })
+	fl.drain()
+	waitIdle(t, fl, w)
 	got := wsDeflateMessages(t, c.output())
 	want := []wsMsg{{false, []byte("hi")}, {true, long}, {true, mid}}
 	if len(got) != len(want) {
@@ -376,12 +386,7 @@ func TestWebSocketDeflateConcurrentLoops(t *testing.T) {
 	var members []member
 	for _, fl := range loops {
 		for range 4 {
-			c := newConn(t, fl)
-			s := m.NewSession(c, fl.l)
-			s.SetWebSocket(ws.OpBinary, nil)
-			s.SetDeflate(64)
-			c.onClose = func() { m.Closed(s) }
-			m.Add(s)
+			s, c := newDeflateSession(t, m, fl, ws.OpBinary, nil, 64)
 			members = append(members, member{s, c, fl})
 		}
 	}
