@@ -123,123 +123,126 @@ func roomWires() []roomWire {
 // room, not once per recipient.
 func TestWebSocketRoom(t *testing.T) {
 	const wsClients, tcpClients, perSender = 2, 2, 120
+	type roomCase struct {
+		rw      roomWire
+		deflate bool
+	}
+	var cases []roomCase
 	for _, rw := range roomWires() {
-		for _, deflate := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/deflate=%v", rw.name, deflate), func(t *testing.T) {
-				testWebSocketRoom(t, rw, deflate, wsClients, tcpClients, perSender)
-			})
-		}
+		cases = append(cases, roomCase{rw, false}, roomCase{rw, true})
 	}
-}
+	for _, tc := range cases {
+		rw, deflate := tc.rw, tc.deflate
+		t.Run(fmt.Sprintf("%s/deflate=%v", rw.name, deflate), func(t *testing.T) {
+			srv := startWS(t, rw.codec, 0, nil, handler.WithWebSocket("127.0.0.1:0",
+				handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Deflate: deflate}}))
+			var wsConns []*websocket.Conn
+			var tcpConns []net.Conn
+			var tcpReaders []*bufio.Reader
+			for i := range wsClients {
+				wsConns = append(wsConns, dialWSWith(t, srv, deflate && i == 0))
+			}
+			for range tcpClients {
+				c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				tcpConns = append(tcpConns, c)
+				tcpReaders = append(tcpReaders, bufio.NewReader(c))
+			}
+			senders := wsClients + tcpClients
+			waitFor(t, 5*time.Second, "every session open", func() bool { return srv.Manager().Len() == senders })
 
-func testWebSocketRoom(t *testing.T, rw roomWire, deflate bool, wsClients, tcpClients, perSender int) {
-	srv := startWS(t, rw.codec, 0, nil, handler.WithWebSocket("127.0.0.1:0",
-		handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Deflate: deflate}}))
-	var wsConns []*websocket.Conn
-	var tcpConns []net.Conn
-	var tcpReaders []*bufio.Reader
-	for i := range wsClients {
-		wsConns = append(wsConns, dialWSWith(t, srv, deflate && i == 0))
-	}
-	for range tcpClients {
-		c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		tcpConns = append(tcpConns, c)
-		tcpReaders = append(tcpReaders, bufio.NewReader(c))
-	}
-	senders := wsClients + tcpClients
-	waitFor(t, 5*time.Second, "every session open", func() bool { return srv.Manager().Len() == senders })
-
-	// want[i] is everything sender i sends, as its frames.
-	want := make([][][]byte, senders)
-	for i := range senders {
-		for seq := range perSender {
-			want[i] = append(want[i], rw.frame(i, seq))
-		}
-	}
-	got := make([][][]byte, senders) // got[receiver]: the frames in arrival order
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*senders)
-	total := senders * perSender
-	for r := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for len(got[r]) < total {
-				var f []byte
-				var err error
-				if r < wsClients {
-					c := wsConns[r]
-					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-					var op int
-					var m []byte
-					if op, m, err = c.ReadMessage(); err == nil && op != rw.op {
-						err = fmt.Errorf("message type %d, want %d", op, rw.op)
+			// want[i] is everything sender i sends, as its frames.
+			want := make([][][]byte, senders)
+			for i := range senders {
+				for seq := range perSender {
+					want[i] = append(want[i], rw.frame(i, seq))
+				}
+			}
+			got := make([][][]byte, senders) // got[receiver]: the frames in arrival order
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*senders)
+			total := senders * perSender
+			for r := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for len(got[r]) < total {
+						var f []byte
+						var err error
+						if r < wsClients {
+							c := wsConns[r]
+							_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+							var op int
+							var m []byte
+							if op, m, err = c.ReadMessage(); err == nil && op != rw.op {
+								err = fmt.Errorf("message type %d, want %d", op, rw.op)
+							}
+							f = rw.unmsg(m)
+						} else {
+							c := tcpConns[r-wsClients]
+							_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+							f, err = rw.read(tcpReaders[r-wsClients])
+						}
+						if err != nil {
+							errs <- fmt.Errorf("receiver %d after %d frames: %w", r, len(got[r]), err)
+							return
+						}
+						got[r] = append(got[r], f)
 					}
-					f = rw.unmsg(m)
-				} else {
-					c := tcpConns[r-wsClients]
-					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-					f, err = rw.read(tcpReaders[r-wsClients])
+				}()
+			}
+			for i := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, f := range want[i] {
+						var err error
+						if i < wsClients {
+							err = wsConns[i].WriteMessage(rw.op, rw.msg(f))
+						} else {
+							_, err = tcpConns[i-wsClients].Write(f)
+						}
+						if err != nil {
+							errs <- fmt.Errorf("sender %d: %w", i, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for r := range senders {
+				next := make([]int, senders)
+				for k, f := range got[r] {
+					var sender, seq int
+					if _, err := fmt.Sscanf(string(rw.body(f)), "s%d n%d", &sender, &seq); err != nil || sender >= senders || seq >= perSender {
+						t.Fatalf("receiver %d frame %d: %q is no sender's", r, k, f[:min(len(f), 30)])
+					}
+					if seq != next[sender] || !bytes.Equal(f, want[sender][seq]) {
+						t.Fatalf("receiver %d frame %d: sender %d's seq %d (intact %v); want seq %d",
+							r, k, sender, seq, bytes.Equal(f, want[sender][seq]), next[sender])
+					}
+					next[sender]++
 				}
-				if err != nil {
-					errs <- fmt.Errorf("receiver %d after %d frames: %w", r, len(got[r]), err)
-					return
-				}
-				got[r] = append(got[r], f)
 			}
-		}()
-	}
-	for i := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, f := range want[i] {
-				var err error
-				if i < wsClients {
-					err = wsConns[i].WriteMessage(rw.op, rw.msg(f))
-				} else {
-					_, err = tcpConns[i-wsClients].Write(f)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("sender %d: %w", i, err)
-					return
+			large := 0 // frames whose message payload the server compresses
+			for i := range senders {
+				for _, f := range want[i] {
+					if len(rw.msg(f)) >= sessionmgr.DefaultDeflateMin {
+						large++
+					}
 				}
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for r := range senders {
-		next := make([]int, senders)
-		for k, f := range got[r] {
-			var sender, seq int
-			if _, err := fmt.Sscanf(string(rw.body(f)), "s%d n%d", &sender, &seq); err != nil || sender >= senders || seq >= perSender {
-				t.Fatalf("receiver %d frame %d: %q is no sender's", r, k, f[:min(len(f), 30)])
+			if got := srv.Manager().Counters().Deflated; deflate && (large == 0 || got != uint64(large)) || !deflate && got != 0 {
+				t.Errorf("Counters.Deflated = %d with deflate %v; want one compression per large frame (%d)", got, deflate, large)
 			}
-			if seq != next[sender] || !bytes.Equal(f, want[sender][seq]) {
-				t.Fatalf("receiver %d frame %d: sender %d's seq %d (intact %v); want seq %d",
-					r, k, sender, seq, bytes.Equal(f, want[sender][seq]), next[sender])
-			}
-			next[sender]++
-		}
-	}
-	large := 0 // frames whose message payload the server compresses
-	for i := range senders {
-		for _, f := range want[i] {
-			if len(rw.msg(f)) >= sessionmgr.DefaultDeflateMin {
-				large++
-			}
-		}
-	}
-	if got := srv.Manager().Counters().Deflated; deflate && (large == 0 || got != uint64(large)) || !deflate && got != 0 {
-		t.Errorf("Counters.Deflated = %d with deflate %v; want one compression per large frame (%d)", got, deflate, large)
+		})
 	}
 }
 
