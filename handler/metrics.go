@@ -172,6 +172,8 @@ var (
 		"SendBuffers obtained and not yet released, in the whole process.", nil, nil)
 	descBufferBytes = prometheus.NewDesc("herald_sendbuffers_live_bytes",
 		"Capacity of the live SendBuffers, in bytes, in the whole process.", nil, nil)
+	descDeflated = prometheus.NewDesc("herald_ws_deflated_frames_total",
+		"Frames compressed for permessage-deflate WebSocket sessions: once per broadcast frame whatever the recipients, once per large reply.", nil, nil)
 	descOldest = prometheus.NewDesc("herald_oldest_held_frame_age_seconds",
 		"Age of the oldest frame herald holds for an unwritable session; 0 when none is held.", nil, nil)
 )
@@ -180,7 +182,7 @@ var (
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descOpened, descClosed, descRefused,
 		descFramesIn, descBytesIn, descFramesOut, descBytesOut, descBatch, descPending,
-		descDropped, descProtocol, descBuffers, descBufferBytes, descOldest, descLag, descLagMax} {
+		descDropped, descProtocol, descBuffers, descBufferBytes, descOldest, descLag, descLagMax, descDeflated} {
 		ch <- d
 	}
 	for _, d := range backplaneDescs {
@@ -259,6 +261,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, mc.Dropped, "slow_consumer")
 	counter(descDropped, mc.Conflated, "conflated")
 	counter(descDropped, mc.Unsent, "session_closed")
+	counter(descDeflated, mc.Deflated)
 	for i, r := range protocolReasons {
 		counter(descProtocol, srv.counts.protocol[i].Load(), r.name)
 	}

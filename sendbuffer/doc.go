@@ -17,6 +17,15 @@
 // the Release, in the handler that made it (herald recovers it and closes
 // only that session), instead of recycling a buffer a queue still holds.
 //
+// # Twins
+//
+// A frame some recipients need in another form (herald compresses it for
+// WebSocket sessions that negotiated permessage-deflate) gets that form
+// from Twin: built once per Buffer by whichever goroutine asks first,
+// shared by every later caller, and released with the Buffer's last
+// reference, never before. A Buffer that never has a twin pays nothing for
+// it but a nil check when it is recycled.
+//
 // # Debug mode
 //
 // SetDebug(true) (every herald test turns it on) trades speed for

@@ -45,6 +45,13 @@ type Buffer struct {
 	class int8         // pool index, or -1 when unpooled
 	key   uint64       // conflation key, 0 for none
 	stack string       // debug mode: where Get was called
+
+	// twin is the form derived from buf (Twin), built once and released
+	// with the buffer's last reference. twinMu serialises its building;
+	// it is a plain sync.Mutex because the lock-order checker keeps a
+	// record per mutex instance and buffers are many.
+	twin   atomic.Pointer[Buffer]
+	twinMu sync.Mutex
 }
 
 var (
@@ -196,6 +203,7 @@ func (b *Buffer) drop() {
 		b.refs.Add(1)
 		panic("herald/sendbuffer: double Release" + b.origin())
 	}
+	b.dropTwin()
 	live.Add(-1)
 	liveBytes.Add(-int64(cap(b.buf)))
 	if b.stack != "" || debug.Load() {
@@ -245,8 +253,56 @@ func (b *Buffer) Cap() int { return cap(b.buf) }
 
 // Reset empties the buffer, keeping its capacity.
 func (b *Buffer) Reset() {
-	b.check()
+	b.modify()
 	b.buf = b.buf[:0]
+}
+
+// Twin returns the buffer derived from b's bytes by build, for example
+// the compressed form of the frame b holds: build runs on the first call
+// for b, and every later call, from any goroutine, returns the buffer it
+// built (a call racing the first waits for it). So a form that many
+// recipients share is computed once per frame, whichever goroutine needs
+// it first.
+//
+// The twin belongs to b: it stays valid while the caller holds a
+// reference to b, and b's last reference releases it (a Write, Extend or
+// Reset of b drops it too: it would be stale). Do not Release, send or
+// modify it. build gets b's filled bytes and returns a buffer from Get or
+// Copy holding its one reference, never nil. Every caller must pass a
+// build that derives the same form: the first one wins.
+func (b *Buffer) Twin(build func(p []byte) *Buffer) *Buffer {
+	if t := b.twin.Load(); t != nil {
+		return t
+	}
+	return b.buildTwin(build)
+}
+
+func (b *Buffer) buildTwin(build func([]byte) *Buffer) *Buffer {
+	b.check()
+	b.twinMu.Lock()
+	defer b.twinMu.Unlock()
+	t := b.twin.Load()
+	if t == nil {
+		t = build(b.buf)
+		b.twin.Store(t)
+	}
+	return t
+}
+
+// modify is check for a method that changes the bytes: a twin derived
+// from them is stale and goes.
+func (b *Buffer) modify() {
+	b.check()
+	b.dropTwin()
+}
+
+// dropTwin releases b's twin, if any: when b's bytes change, or with b's
+// last reference (then no other holder can be reading it).
+func (b *Buffer) dropTwin() {
+	if t := b.twin.Load(); t != nil {
+		b.twin.Store(nil)
+		t.Release()
+	}
 }
 
 // AvailableBuffer returns an empty slice whose capacity is the buffer's
@@ -262,7 +318,7 @@ func (b *Buffer) AvailableBuffer() []byte {
 // ErrTooLarge, writing nothing, if the result would exceed MaxSize. When p
 // was appended in place to AvailableBuffer's slice no bytes are copied.
 func (b *Buffer) Write(p []byte) (int, error) {
-	b.check()
+	b.modify()
 	n := len(b.buf)
 	if len(p) == 0 {
 		return 0, nil
@@ -283,7 +339,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 // caller to fill in place. It returns ErrTooLarge if the buffer would exceed
 // MaxSize.
 func (b *Buffer) Extend(n int) ([]byte, error) {
-	b.check()
+	b.modify()
 	l := len(b.buf)
 	if n < 0 || l+n > MaxSize {
 		return nil, ErrTooLarge

@@ -255,3 +255,109 @@ func TestHandoffOwnership(t *testing.T) {
 		})
 	}
 }
+
+// upper is a Twin build: b's bytes in upper case, counting its calls.
+func upper(calls *int64, mu *sync.Mutex) func([]byte) *sendbuffer.Buffer {
+	return func(p []byte) *sendbuffer.Buffer {
+		mu.Lock()
+		*calls++
+		mu.Unlock()
+		return sendbuffer.Copy(bytes.ToUpper(p))
+	}
+}
+
+// TestTwinBuiltOnceShared: goroutines racing for a buffer's twin, each
+// holding its own queue reference, build it once and all get the same
+// bytes; the twin lives until the buffer's last reference goes and is
+// released with it, so the live count returns to where it was.
+func TestTwinBuiltOnceShared(t *testing.T) {
+	before := sendbuffer.Live()
+	var (
+		calls int64
+		mu    sync.Mutex
+	)
+	b := sendbuffer.Copy([]byte("shared frame"))
+	const holders = 8
+	b.Handoff(holders)
+	twins := make([]*sendbuffer.Buffer, holders)
+	var wg sync.WaitGroup
+	for i := range holders {
+		wg.Go(func() {
+			twins[i] = b.Twin(upper(&calls, &mu))
+			if got := string(twins[i].Bytes()); got != "SHARED FRAME" {
+				t.Errorf("holder %d: twin %q", i, got)
+			}
+			if i > 0 {
+				b.Drop()
+			}
+		})
+	}
+	wg.Wait()
+	if calls != 1 {
+		t.Errorf("build ran %d times; want 1", calls)
+	}
+	for i, tw := range twins {
+		if tw != twins[0] {
+			t.Errorf("holder %d got another twin", i)
+		}
+	}
+	// One holder left: the twin is still valid.
+	if got := string(twins[0].Bytes()); got != "SHARED FRAME" || sendbuffer.Live() != before+2 {
+		t.Fatalf("with one holder left: twin %q, live %d; want 2 above %d", got, sendbuffer.Live(), before)
+	}
+	b.Drop()
+	if sendbuffer.Live() != before {
+		t.Fatalf("live %d after the last reference; want %d: the twin was not released", sendbuffer.Live(), before)
+	}
+	// Debug mode: the twin was released with the buffer, so a stale reader panics.
+	mustPanic(t, "use of a released buffer", func() { twins[0].Bytes() })
+	mustPanic(t, "use of a released buffer", func() { b.Twin(upper(&calls, &mu)) })
+}
+
+// TestTwinStaleAfterWrite: changing the bytes drops the twin, so the next
+// Twin derives it from the new bytes.
+func TestTwinStaleAfterWrite(t *testing.T) {
+	before := sendbuffer.Live()
+	var (
+		calls int64
+		mu    sync.Mutex
+	)
+	b := sendbuffer.Copy([]byte("a"))
+	old := b.Twin(upper(&calls, &mu))
+	_, _ = b.Write([]byte("b"))
+	if got := string(b.Twin(upper(&calls, &mu)).Bytes()); got != "AB" || calls != 2 {
+		t.Errorf("after Write: twin %q, %d builds; want \"AB\", 2", got, calls)
+	}
+	mustPanic(t, "use of a released buffer", func() { old.Bytes() })
+	b.Reset()
+	if got := string(b.Twin(upper(&calls, &mu)).Bytes()); got != "" || calls != 3 {
+		t.Errorf("after Reset: twin %q, %d builds; want \"\", 3", got, calls)
+	}
+	b.Release()
+	if sendbuffer.Live() != before {
+		t.Fatalf("live %d; want %d", sendbuffer.Live(), before)
+	}
+}
+
+// TestTwinRecycled: outside debug mode a recycled buffer comes back from
+// the pool without its old twin, and the twin went back too.
+func TestTwinRecycled(t *testing.T) {
+	withDebug(t, false, func() {
+		var (
+			calls int64
+			mu    sync.Mutex
+		)
+		for i := range 100 {
+			b := sendbuffer.Get(10)
+			_, _ = b.Write([]byte{byte('a' + i%26)})
+			want := strings.ToUpper(string(rune('a' + i%26)))
+			if got := string(b.Twin(upper(&calls, &mu)).Bytes()); got != want {
+				t.Fatalf("round %d: twin %q; want %q (a stale twin from the pool?)", i, got, want)
+			}
+			b.Release()
+		}
+		if calls != 100 {
+			t.Errorf("build ran %d times for 100 buffers", calls)
+		}
+	})
+}

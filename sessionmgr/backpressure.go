@@ -106,11 +106,15 @@ type Counters struct {
 	// NoMembers counts frames the backplane delivered for a group with no
 	// members on this node (it left the group while they were on the way).
 	NoMembers uint64
+	// Deflated counts the frames compressed for permessage-deflate
+	// WebSocket sessions (Session.SetDeflate): one per broadcast frame
+	// whatever the number of such recipients, and one per large Reply.
+	Deflated uint64
 }
 
 type counters struct {
 	slowDisconnects, heldCuts, dropped, conflated, unsent atomic.Uint64
-	noMembers                                             atomic.Uint64
+	noMembers, deflated                                   atomic.Uint64
 
 	held    atomic.Int64 // every session's backlogCost (Config.MaxHeld bounds it)
 	cutHeld atomic.Int64 // of held: what cut sessions hold until their close lands

@@ -84,6 +84,7 @@ func (m *Manager) Counters() Counters {
 		Conflated:       m.counts.conflated.Load(),
 		Unsent:          m.counts.unsent.Load(),
 		NoMembers:       m.counts.noMembers.Load(),
+		Deflated:        m.counts.deflated.Load(),
 	}
 }
 

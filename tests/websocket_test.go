@@ -41,12 +41,24 @@ func startWS(t *testing.T, c codec.Codec, maxMessage int, logs *syncBuffer, opts
 // dialWS opens a gorilla/websocket client on srv's WebSocket listener.
 func dialWS(t *testing.T, srv *handler.Server) *websocket.Conn {
 	t.Helper()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	return dialWSWith(t, srv, false)
+}
+
+// dialWSWith is dialWS, offering permessage-deflate if compress (gorilla
+// compresses what it sends then, and the test fails unless the server
+// accepted the offer).
+func dialWSWith(t *testing.T, srv *handler.Server, compress bool) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096, EnableCompression: compress}
 	conn, resp, err := d.Dial("ws://"+srv.WebSocketAddr().String()+"/ws", nil)
 	if err != nil {
 		t.Fatalf("websocket dial: %v", err)
 	}
 	resp.Body.Close()
+	if got := strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"); got != compress {
+		conn.Close()
+		t.Fatalf("permessage-deflate negotiated %v; offered %v (Sec-WebSocket-Extensions %q)", got, compress, resp.Header.Get("Sec-WebSocket-Extensions"))
+	}
 	conn.SetReadLimit(4 << 20)
 	t.Cleanup(func() { conn.Close() })
 	return conn
@@ -104,17 +116,31 @@ func roomWires() []roomWire {
 // TestWebSocketRoom: WebSocket clients and TCP clients in one room of
 // cmd/broadcast's handler each receive every frame from every sender, intact
 // and in per-sender order, with the packet codec (binary messages) and the
-// line codec (text messages without the newline).
+// line codec (text messages without the newline). With deflate on, the
+// first WebSocket client negotiates permessage-deflate (gorilla then
+// compresses everything it sends) and the second does not: each frame of at
+// least DefaultDeflateMin bytes is compressed once on the server for the
+// room, not once per recipient.
 func TestWebSocketRoom(t *testing.T) {
 	const wsClients, tcpClients, perSender = 2, 2, 120
+	type roomCase struct {
+		rw      roomWire
+		deflate bool
+	}
+	var cases []roomCase
 	for _, rw := range roomWires() {
-		t.Run(rw.name, func(t *testing.T) {
-			srv := startWS(t, rw.codec, 0, nil)
+		cases = append(cases, roomCase{rw, false}, roomCase{rw, true})
+	}
+	for _, tc := range cases {
+		rw, deflate := tc.rw, tc.deflate
+		t.Run(fmt.Sprintf("%s/deflate=%v", rw.name, deflate), func(t *testing.T) {
+			srv := startWS(t, rw.codec, 0, nil, handler.WithWebSocket("127.0.0.1:0",
+				handler.WebSocketConfig{Config: ws.Config{Path: "/ws", Deflate: deflate}}))
 			var wsConns []*websocket.Conn
 			var tcpConns []net.Conn
 			var tcpReaders []*bufio.Reader
-			for range wsClients {
-				wsConns = append(wsConns, dialWS(t, srv))
+			for i := range wsClients {
+				wsConns = append(wsConns, dialWSWith(t, srv, deflate && i == 0))
 			}
 			for range tcpClients {
 				c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
@@ -204,6 +230,17 @@ func TestWebSocketRoom(t *testing.T) {
 					}
 					next[sender]++
 				}
+			}
+			large := 0 // frames whose message payload the server compresses
+			for i := range senders {
+				for _, f := range want[i] {
+					if len(rw.msg(f)) >= sessionmgr.DefaultDeflateMin {
+						large++
+					}
+				}
+			}
+			if got := srv.Manager().Counters().Deflated; deflate && (large == 0 || got != uint64(large)) || !deflate && got != 0 {
+				t.Errorf("Counters.Deflated = %d with deflate %v; want one compression per large frame (%d)", got, deflate, large)
 			}
 		})
 	}

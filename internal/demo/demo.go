@@ -30,6 +30,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	addrF := fs.String("addr", addr, "TCP address to listen on")
 	wsF := fs.String("ws", "", "also accept WebSocket sessions on this address, endpoint /ws, and serve a chat page at / (e.g. 127.0.0.1:7080); a message carries one frame of -codec")
 	wsOrigin := fs.String("ws-origin", "", "with -ws: the Origin values a browser's handshake may carry, as URL,... (e.g. https://chat.example.com); others get 403; empty: any")
+	wsDeflate := fs.Bool("ws-deflate", false, "with -ws: accept permessage-deflate; messages of 1 KiB or more go compressed, once per broadcast (pays for large text only)")
 	proxyF := fs.Bool("proxy-protocol", false, "every connection (TCP and -ws) starts with a PROXY protocol v1/v2 header from a trusted proxy; sessions see the client's address")
 	proxyFrom := fs.String("proxy-from", proxyproto.DefaultTrusted, "with -proxy-protocol: the proxies allowed to connect, as CIDR,...; anyone else is refused")
 	codecF := fs.String("codec", codecName, fmt.Sprintf("codec: one of %v, fixed:N, delimiter:BYTES", codec.Names))
@@ -77,6 +78,7 @@ func Main(name, addr, codecName string, h handler.Handler) {
 	if *wsF != "" {
 		wc := WebSocketConfig(*maxFrame)
 		wc.Origins = SplitList(*wsOrigin)
+		wc.Deflate = *wsDeflate
 		opts = append(opts, handler.WithWebSocket(*wsF, wc))
 	}
 	if *proxyF {

@@ -31,26 +31,31 @@ func benchFrames(size, count int) (wsIn, tcpIn []byte) {
 // BenchmarkDecode decodes 64-byte messages from one buffer, as an event
 // loop does after a read: the WebSocket decoder (which unmasks, hence the
 // fresh copy per pass, counted in both) against the packet codec on the
-// same frames over TCP.
+// same frames over TCP; ws-deflate is the same messages compressed, as a
+// client that negotiated permessage-deflate sends them (browsers compress
+// every message), inflated by the decoder.
 func BenchmarkDecode(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		wsIn, tcpIn := benchFrames(size, 256)
-		b.Run(fmt.Sprintf("ws/%d", size), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(256 * size))
-			d := ws.NewDecoder(0)
-			buf := make([]byte, len(wsIn))
-			for b.Loop() {
-				copy(buf, wsIn)
-				for in := buf; len(in) > 0; {
-					_, n, err := d.Next(in)
-					if err != nil || n == 0 {
-						b.Fatal(err)
-					}
-					in = in[n:]
-				}
+		var wsZ []byte
+		for in := tcpIn; len(in) > 0; in = in[size:] {
+			wsZ = append(wsZ, deflated(ws.OpBinary, in[:size])...)
+		}
+		for _, z := range []bool{false, true} {
+			in, name := wsIn, "ws"
+			if z {
+				in, name = wsZ, "ws-deflate"
 			}
-		})
+			b.Run(fmt.Sprintf("%s/%d", name, size), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(256 * size))
+				d := ws.NewDecoder(0)
+				if z {
+					d.AcceptDeflate()
+				}
+				benchDecode(b, d, in)
+			})
+		}
 		b.Run(fmt.Sprintf("tcp-packet/%d", size), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(256 * size))
@@ -67,6 +72,21 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchDecode decodes every message in a fresh copy of wsIn per op.
+func benchDecode(b *testing.B, d *ws.Decoder, wsIn []byte) {
+	buf := make([]byte, len(wsIn))
+	for b.Loop() {
+		copy(buf, wsIn)
+		for in := buf; len(in) > 0; {
+			_, n, err := d.Next(in)
+			if err != nil || n == 0 {
+				b.Fatal(err)
+			}
+			in = in[n:]
+		}
 	}
 }
 

@@ -161,16 +161,45 @@ var deflaters = sync.Pool{New: func() any {
 // text of a kilobyte or more, which shrinks to a third.
 func AppendDeflatedFrame(dst []byte, op Opcode, payload []byte) []byte {
 	z := deflaters.Get().(*deflater)
+	c := z.deflate(payload)
+	dst = append(AppendCompressedFrameHeader(dst, op, len(c)), c...)
+	z.put()
+	return dst
+}
+
+// AppendDeflated appends payload compressed on its own, as a compressed
+// message carries it: the payload of the frame whose header
+// AppendCompressedFrameHeader(op, len(result)) writes. Together they are
+// AppendDeflatedFrame, for a caller that keeps the compressed bytes apart
+// from the header (herald's sessions write every header into a scratch
+// before a shared payload).
+func AppendDeflated(dst, payload []byte) []byte {
+	z := deflaters.Get().(*deflater)
+	dst = append(dst, z.deflate(payload)...)
+	z.put()
+	return dst
+}
+
+// AppendCompressedFrameHeader is AppendFrameHeader for a compressed
+// message (RSV1 set): length is the compressed payload's length.
+func AppendCompressedFrameHeader(dst []byte, op Opcode, length int) []byte {
+	return appendHeader(dst, finBit|rsv1Bit|byte(op), length, false)
+}
+
+// deflate compresses payload on its own and returns the compressed bytes,
+// valid until z is reused.
+func (z *deflater) deflate(payload []byte) []byte {
 	z.buf.Reset()
 	z.w.Reset(&z.buf)
 	z.w.Write(payload) // a bytes.Buffer does not fail
 	z.w.Flush()
 	c := z.buf.Bytes()
-	c = c[:len(c)-4] // the flush's 00 00 ff ff, which RFC 7692 leaves out
-	dst = appendHeader(dst, finBit|rsv1Bit|byte(op), len(c), false)
-	dst = append(dst, c...)
+	return c[:len(c)-4] // the flush's 00 00 ff ff, which RFC 7692 leaves out
+}
+
+// put returns z to the pool unless a large message grew its buffer.
+func (z *deflater) put() {
 	if z.buf.Cap() <= keepAssembly {
 		deflaters.Put(z)
 	}
-	return dst
 }

@@ -181,6 +181,12 @@ func TestAppendDeflatedFrame(t *testing.T) {
 			if err != nil || len(rest) != 0 || len(got) != 1 || got[0].payload != string(p) {
 				t.Fatalf("%d bytes: decoded %d messages, %v", size, len(got), err)
 			}
+			// The same frame from its two halves, as a session writes it.
+			c := ws.AppendDeflated([]byte("dst"), p)
+			split := append(ws.AppendCompressedFrameHeader(nil, ws.OpBinary, len(c)-3), c[3:]...)
+			if !bytes.HasPrefix(c, []byte("dst")) || !bytes.Equal(split, f[3:]) {
+				t.Fatalf("%d bytes: AppendCompressedFrameHeader + AppendDeflated differ from AppendDeflatedFrame", size)
+			}
 		}
 	}
 }

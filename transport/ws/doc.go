@@ -90,7 +90,10 @@
 // all of them. With deflate on, members whose Upgrade.Deflate is true are a
 // third wire format: AppendDeflatedFrame once, shared by all of them (or
 // send them the plain form when the message is small: any message may go
-// uncompressed). Read backpressure, slow-consumer limits, idle and frame
+// uncompressed). herald's sessions keep the compressed payload
+// (AppendDeflated) beside the frame and write
+// AppendCompressedFrameHeader before it, as they do for plain messages
+// (sessionmgr.Session.SetDeflate). Read backpressure, slow-consumer limits, idle and frame
 // timeouts apply unchanged: they count wire bytes and messages, not
 // transports.
 package ws
