@@ -49,7 +49,7 @@ type Server struct {
 	pages map[string][]byte // fixed after NewServer: WebSocketConfig.Pages' responses by path; nil without Pages (page.go)
 
 	noPause sync.Once // logs once that read backpressure cannot pause gnet here
-	closer  *closer   // makes the sockets' last close(2) off the loops (closer_unix.go); set in Start
+	closer  *closer   // makes the sockets' last close(2) off the loops (closer_linux.go); set in Start
 
 	booted chan struct{} // closed by OnBoot
 	done   chan struct{} // closed when gnet.Run returns
@@ -715,7 +715,7 @@ func (srv *Server) onWritable(s *sessionmgr.Session, w bool) {
 // OnClose takes the session out of the Manager, releases what it still
 // queued, and tells the handler why it closed.
 func (srv *Server) OnClose(c gnet.Conn, err error) gnet.Action {
-	srv.closer.take(c)
+	srv.closer.take(c, err) // the socket's last close off the loop (closer_linux.go)
 	st, ok := c.Context().(*conn)
 	if !ok {
 		return gnet.None // refused in OnOpen

@@ -22,7 +22,7 @@ func openFDs(t *testing.T) int {
 }
 
 // TestClosesFreeDescriptors: the server makes a socket's last close off its
-// event loop (handler/closer_unix.go). Whoever closes first, the peer still
+// event loop (handler/closer_linux.go). Whoever closes first, the peer still
 // sees the connection end, and every descriptor the server held is freed,
 // the duplicates included, also those of sessions still open at Stop.
 func TestClosesFreeDescriptors(t *testing.T) {
