@@ -114,8 +114,8 @@ func (c *closer) take(conn gnet.Conn, err error) {
 		return
 	}
 	l.fds = append(l.fds, dup)
-	if len(l.fds) == 1 {
-		_ = el.Execute(context.Background(), l) // refused only by a stopping engine: stop sweeps
+	if len(l.fds) == 1 && el.Execute(context.Background(), l) != nil {
+		l.Run(context.Background()) // the engine is stopping: hand them over now
 	}
 }
 
