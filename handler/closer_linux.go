@@ -99,8 +99,11 @@ func (c *closer) run() {
 // when the duplicate cannot be made (EMFILE), gnet's close does the
 // teardown on the loop. In OnClose.
 func (c *closer) take(conn gnet.Conn, err error) {
+	if c == nil || err == nil {
+		return
+	}
 	fd := conn.Fd()
-	if c == nil || fd < 0 || err == nil {
+	if fd < 0 {
 		return
 	}
 	el := conn.EventLoop()
